@@ -1,0 +1,840 @@
+//! The route table: `/auth/*` handlers and the gate. Plain data in, plain data out; the
+//! runtime turns [`Outcome`] into a Workers response or a forward to the site.
+
+use std::cell::RefCell;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::json;
+use url::Url;
+
+use crate::config::Config;
+use crate::error::{AuthError, ErrorCode};
+use crate::gate::{self, Decision};
+use crate::http::HttpClient;
+use crate::oidc::jwks::JwksCache;
+use crate::oidc::{self, CallbackQuery};
+use crate::pages;
+use crate::random::Random;
+use crate::redirect::CallbackUrl;
+use crate::session::token::{self, Session, SessionClaims, UntrustedSession, Verified};
+use crate::session::{cookies, cookies::Jar, csrf};
+use crate::site::Site;
+use crate::store::{SignIn, SignInOutcome, UserStore};
+use crate::time::UnixTime;
+
+/// A response body with its status and headers.
+pub type Response = http::Response<Vec<u8>>;
+
+/// An incoming request as the app sees it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Full URL.
+    pub url: Url,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body: read only for `POST /auth/*` (forms); empty otherwise.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        self.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn form(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(&self.body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A browser navigation (GET/HEAD asking for HTML) gets redirects and pages; anything else
+    /// gets status codes and JSON.
+    fn is_navigation(&self) -> bool {
+        matches!(self.method, Method::GET | Method::HEAD)
+            && self
+                .header(header::ACCEPT)
+                .is_some_and(|a| a.contains("text/html"))
+    }
+}
+
+/// Who a forwarded request is from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// `X-Auth-User-Id`.
+    pub user_id: String,
+    /// `X-Auth-Email`.
+    pub email: String,
+    /// `X-Auth-Role`.
+    pub role: String,
+}
+
+/// What to do with an admitted request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The signed-in user, if any (public paths forward without).
+    pub identity: Option<Identity>,
+    /// `Set-Cookie` values to add to the site's response (a renewed session).
+    pub set_cookies: Vec<String>,
+}
+
+/// The app's answer.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answer with this response.
+    Respond(Response),
+    /// Pass the request to the site (`ASSETS` or `UPSTREAM_URL`).
+    Forward(Forward),
+}
+
+/// Where log lines go (one JSON object per line).
+pub trait Log {
+    /// Writes one line.
+    fn line(&self, line: &str);
+}
+
+/// One request's view of the world.
+pub struct App<'a, H, S> {
+    /// Configuration.
+    pub config: &'a Config,
+    /// Outgoing HTTP.
+    pub http: &'a H,
+    /// D1.
+    pub store: &'a S,
+    /// Randomness.
+    pub random: &'a dyn Random,
+    /// Per-isolate JWKS cache.
+    pub jwks: &'a RefCell<JwksCache>,
+    /// Logs.
+    pub log: &'a dyn Log,
+    /// Now.
+    pub now: UnixTime,
+}
+
+/// A session found on a request, and what the response must do to the cookie.
+#[derive(Default)]
+struct Found {
+    session: Option<Session>,
+    set_cookie: Option<String>,
+    /// A bearer token was sent but is not (or no longer) valid.
+    bad_bearer: bool,
+}
+
+impl<H: HttpClient, S: UserStore> App<'_, H, S> {
+    /// Handles one request.
+    pub async fn handle(&self, req: &Request) -> Outcome {
+        let site = self.site(req);
+        let path = req.url.path();
+        if path == "/auth" || path.starts_with("/auth/") {
+            let mut response = self.auth_route(req, &site).await;
+            harden(response.headers_mut());
+            if req.method == Method::HEAD {
+                response.body_mut().clear();
+            }
+            return Outcome::Respond(response);
+        }
+        self.gate(req, &site).await
+    }
+
+    fn site(&self, req: &Request) -> Site {
+        Site::from_url(self.config.auth_url.as_ref().unwrap_or(&req.url))
+    }
+
+    fn site_name(&self, site: &Site) -> String {
+        self.config.site_name.clone().unwrap_or_else(|| {
+            Url::parse(site.origin())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+    }
+
+    fn event(&self, level: &str, event: &str, req: &Request, reason: Option<&str>) {
+        let mut line = json!({ "level": level, "event": event, "method": req.method.as_str(), "path": req.url.path() });
+        if let Some(reason) = reason {
+            line["reason"] = reason.into();
+        }
+        self.log.line(&line.to_string());
+    }
+
+    async fn auth_route(&self, req: &Request, site: &Site) -> Response {
+        let get = matches!(req.method, Method::GET | Method::HEAD);
+        match (req.url.path(), get, req.method == Method::POST) {
+            ("/auth/login", true, _) => self.login_page(req, site),
+            ("/auth/login/google", true, _) => self.start(req, site),
+            (oidc::CALLBACK_PATH, true, _) => self.callback(req, site).await,
+            ("/auth/session", true, _) => self.session_json(req, site).await,
+            ("/auth/csrf", true, _) => self.csrf(req, site).await,
+            ("/auth/logout", true, _) => self.logout_page(req, site).await,
+            ("/auth/logout", _, true) => self.logout(req, site).await,
+            ("/auth/error", true, _) => {
+                let code = ErrorCode::parse(&req.query("error").unwrap_or_default());
+                self.error_page(site, code, req.query("callbackUrl").as_deref())
+            }
+            ("/auth/jwks.json", true, _) => {
+                let mut r = json_response(StatusCode::OK, &self.config.keys.public_jwks());
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                );
+                r
+            }
+            ("/auth/verify", true, _) => self.verify(req, site).await,
+            (
+                "/auth/login"
+                | "/auth/login/google"
+                | oidc::CALLBACK_PATH
+                | "/auth/session"
+                | "/auth/csrf"
+                | "/auth/error"
+                | "/auth/jwks.json"
+                | "/auth/verify",
+                _,
+                _,
+            ) => json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({ "error": "MethodNotAllowed" }),
+            ),
+            _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "NotFound" })),
+        }
+    }
+
+    fn login_page(&self, req: &Request, site: &Site) -> Response {
+        let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
+        let start = format!(
+            "/auth/login/google?{}",
+            encode_param("callbackUrl", callback.as_str())
+        );
+        let error = req.query("error").map(|e| ErrorCode::parse(&e));
+        html_response(
+            StatusCode::OK,
+            pages::login(&self.site_name(site), &start, error),
+        )
+    }
+
+    fn start(&self, req: &Request, site: &Site) -> Response {
+        let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
+        match oidc::start(self.config, site, &callback, self.random, self.now) {
+            Ok((url, state)) => {
+                let mut r = redirect(StatusCode::FOUND, &url);
+                add_cookie(
+                    &mut r,
+                    &cookies::set(Jar::State, site, &state, oidc::state::STATE_MAX_AGE),
+                );
+                r
+            }
+            Err(e) => {
+                self.event("error", "signin_start_failed", req, Some(&e.reason()));
+                self.error_redirect(ErrorCode::OAuthSignin, None)
+            }
+        }
+    }
+
+    async fn callback(&self, req: &Request, site: &Site) -> Response {
+        let query = CallbackQuery {
+            code: req.query("code"),
+            state: req.query("state"),
+            error: req.query("error"),
+        };
+        let state_cookie = req
+            .header(header::COOKIE)
+            .and_then(|h| cookies::read(h, Jar::State, site));
+        let result = self.finish_sign_in(req, site, &query, state_cookie).await;
+        // The state cookie is single use: cleared by every callback, success or failure.
+        let mut response = match result {
+            Ok((token, callback, max_age)) => {
+                self.event("info", "signin", req, None);
+                let mut r = redirect(StatusCode::FOUND, callback.as_str());
+                add_cookie(&mut r, &cookies::set(Jar::Session, site, &token, max_age));
+                r
+            }
+            Err(e) => {
+                let level = if e.code() == ErrorCode::Configuration {
+                    "error"
+                } else {
+                    "warn"
+                };
+                self.event(level, "signin_failed", req, Some(&e.reason()));
+                self.error_redirect(e.code(), None)
+            }
+        };
+        add_cookie(&mut response, &cookies::clear(Jar::State, site));
+        response
+    }
+
+    async fn finish_sign_in(
+        &self,
+        req: &Request,
+        site: &Site,
+        query: &CallbackQuery,
+        state_cookie: Option<&str>,
+    ) -> Result<(String, CallbackUrl, i64), AuthError> {
+        let provider = oidc::Provider {
+            config: self.config,
+            site,
+            http: self.http,
+            jwks: self.jwks,
+            now: self.now,
+        };
+        let verified = provider.finish(query, state_cookie).await?;
+        let claims = verified.claims;
+        // An email is trusted (for allowlists, account creation, linking) only once verified.
+        if claims.email_verified != Some(true) {
+            return Err(AuthError::EmailNotVerified);
+        }
+        let email = claims.email.clone().unwrap_or_default();
+        if !oidc::allowed(self.config, &email) {
+            return Err(AuthError::NotAllowed);
+        }
+        let expires_at = self.now.plus(self.config.session_max_age);
+        let sign_in = SignIn {
+            provider: "google",
+            subject: claims.sub.clone(),
+            make_admin: self.is_admin_email(&email),
+            email,
+            name: claims.name.clone(),
+            image: claims.picture.clone(),
+            new_user_id: self.random.token(16),
+            session_id: self.random.token(16),
+            now: self.now,
+            expires_at,
+            user_agent: req
+                .header(header::USER_AGENT)
+                .map(|ua| ua.chars().take(256).collect()),
+        };
+        let user = match self
+            .store
+            .sign_in(&sign_in)
+            .await
+            .map_err(|e| AuthError::Store(e.0))?
+        {
+            SignInOutcome::SignedIn(user) => user,
+            SignInOutcome::NotLinked => return Err(AuthError::SubjectNotLinked),
+            SignInOutcome::Disabled => return Err(AuthError::UserDisabled),
+        };
+        let session_claims = SessionClaims {
+            iss: site.origin().to_owned(),
+            aud: site.origin().to_owned(),
+            role: self.role_of(&user.email, &user.role),
+            sub: user.id,
+            sid: sign_in.session_id,
+            email: user.email,
+            name: user.name,
+            picture: user.image,
+            sxp: expires_at.secs(),
+        };
+        let token = token::issue(
+            &self.config.keys,
+            session_claims,
+            self.now,
+            self.config.session_check_interval,
+        )
+        .ok_or(AuthError::Signing)?;
+        let callback = CallbackUrl::parse(verified.state.callback_url(), site);
+        Ok((token, callback, self.config.session_max_age))
+    }
+
+    fn is_admin_email(&self, email: &str) -> bool {
+        let email = email.to_lowercase();
+        self.config.admin_emails.contains(&email)
+    }
+
+    /// `ADMIN_EMAILS` makes an admin at sign-in and at every renewal.
+    fn role_of(&self, email: &str, stored: &str) -> String {
+        if self.is_admin_email(email) {
+            "admin".into()
+        } else {
+            stored.to_owned()
+        }
+    }
+
+    /// The session of a request: a bearer token (never renewed), else the cookie (renewed
+    /// with one D1 read once its token has expired).
+    async fn find_session(&self, req: &Request, site: &Site) -> Found {
+        if let Some(auth) = req.header(header::AUTHORIZATION) {
+            let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+                return Found {
+                    bad_bearer: true,
+                    ..Found::default()
+                };
+            };
+            return match token::verify(
+                &self.config.keys,
+                UntrustedSession(token),
+                site.origin(),
+                self.now,
+            ) {
+                Ok(Verified::Current(session)) => Found {
+                    session: Some(session),
+                    ..Found::default()
+                },
+                Ok(Verified::Expired(_)) | Err(_) => Found {
+                    bad_bearer: true,
+                    ..Found::default()
+                },
+            };
+        }
+        let Some(raw) = req
+            .header(header::COOKIE)
+            .and_then(|h| cookies::read(h, Jar::Session, site))
+        else {
+            return Found::default();
+        };
+        match token::verify(
+            &self.config.keys,
+            UntrustedSession(raw),
+            site.origin(),
+            self.now,
+        ) {
+            Ok(Verified::Current(session)) => Found {
+                session: Some(session),
+                ..Found::default()
+            },
+            Ok(Verified::Expired(session)) => self.renew(req, site, &session).await,
+            Err(reject) => {
+                self.event(
+                    "info",
+                    "session_rejected",
+                    req,
+                    Some(&format!("{reject:?}")),
+                );
+                Found {
+                    set_cookie: Some(cookies::clear(Jar::Session, site)),
+                    ..Found::default()
+                }
+            }
+        }
+    }
+
+    /// One D1 read: a live session of a user who is not disabled gets a fresh token with the
+    /// current role. Other tabs' tokens stay valid, so parallel renewals never log anyone out.
+    async fn renew(&self, req: &Request, site: &Site, expired: &Session) -> Found {
+        let old = expired.claims();
+        let record = match self.store.session(&old.sid).await {
+            Ok(record) => record,
+            Err(e) => {
+                // The store is down: no session now, but the cookie is kept for a retry.
+                self.event("error", "renewal_store_error", req, Some(&e.0));
+                return Found::default();
+            }
+        };
+        let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub) else {
+            self.event("info", "session_ended", req, None);
+            return Found {
+                set_cookie: Some(cookies::clear(Jar::Session, site)),
+                ..Found::default()
+            };
+        };
+        let claims = SessionClaims {
+            iss: site.origin().to_owned(),
+            aud: site.origin().to_owned(),
+            sub: record.user.id.clone(),
+            sid: record.id.clone(),
+            role: self.role_of(&record.user.email, &record.user.role),
+            email: record.user.email.clone(),
+            name: record.user.name.clone(),
+            picture: record.user.image.clone(),
+            sxp: record.expires_at,
+        };
+        let Some(token) = token::issue(
+            &self.config.keys,
+            claims,
+            self.now,
+            self.config.session_check_interval,
+        ) else {
+            self.event("error", "renewal_signing_failed", req, None);
+            return Found::default();
+        };
+        if let Err(e) = self.store.renewed(&record.id, self.now).await {
+            self.event("warn", "renewal_touch_failed", req, Some(&e.0));
+        }
+        let Ok(Verified::Current(session)) = token::verify(
+            &self.config.keys,
+            UntrustedSession(&token),
+            site.origin(),
+            self.now,
+        ) else {
+            return Found::default();
+        };
+        let max_age = record.expires_at - self.now.secs();
+        Found {
+            session: Some(session),
+            set_cookie: Some(cookies::set(Jar::Session, site, &token, max_age)),
+            bad_bearer: false,
+        }
+    }
+
+    async fn gate(&self, req: &Request, site: &Site) -> Outcome {
+        let rules = &self.config.gate;
+        if gate::admit(rules, req.url.path(), None) == Decision::Public {
+            return Outcome::Forward(Forward {
+                identity: None,
+                set_cookies: Vec::new(),
+            });
+        }
+        let found = self.find_session(req, site).await;
+        let set_cookies: Vec<String> = found.set_cookie.iter().cloned().collect();
+        let mut response = match gate::admit(rules, req.url.path(), found.session.as_ref()) {
+            Decision::Public | Decision::Admit => {
+                let identity = found.session.as_ref().map(|s| Identity {
+                    user_id: s.claims().sub.clone(),
+                    email: s.claims().email.clone(),
+                    role: s.claims().role.clone(),
+                });
+                return Outcome::Forward(Forward {
+                    identity,
+                    set_cookies,
+                });
+            }
+            Decision::NeedSession if req.is_navigation() => {
+                let mut target = req.url.path().to_owned();
+                if let Some(q) = req.url.query() {
+                    target.push('?');
+                    target.push_str(q);
+                }
+                let mut r = redirect(
+                    StatusCode::FOUND,
+                    &format!("/auth/login?{}", encode_param("callbackUrl", &target)),
+                );
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Decision::NeedSession => {
+                let mut r = json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({ "error": "SessionRequired" }),
+                );
+                let challenge = if found.bad_bearer {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                };
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                r
+            }
+            Decision::WrongRole { required } => {
+                let email = found
+                    .session
+                    .as_ref()
+                    .map(|s| s.claims().email.clone())
+                    .unwrap_or_default();
+                if req.is_navigation() {
+                    let mut r = html_response(
+                        StatusCode::FORBIDDEN,
+                        pages::forbidden(&self.site_name(site), &required, &email),
+                    );
+                    harden(r.headers_mut());
+                    r
+                } else {
+                    json_response(
+                        StatusCode::FORBIDDEN,
+                        &json!({ "error": "AccessDenied", "requiredRole": required }),
+                    )
+                }
+            }
+        };
+        for c in &set_cookies {
+            add_cookie(&mut response, c);
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Outcome::Respond(response)
+    }
+
+    async fn session_json(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        let body = match &found.session {
+            Some(s) => {
+                let c = s.claims();
+                json!({
+                    "user": { "id": c.sub, "email": c.email, "name": c.name, "image": c.picture, "role": c.role },
+                    "expires": UnixTime(c.sxp).to_rfc3339(),
+                })
+            }
+            None => serde_json::Value::Null,
+        };
+        let mut r = json_response(StatusCode::OK, &body);
+        if let Some(c) = &found.set_cookie {
+            add_cookie(&mut r, c);
+        }
+        r
+    }
+
+    async fn csrf(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        let mut r = match &found.session {
+            Some(s) => json_response(
+                StatusCode::OK,
+                &json!({ "csrfToken": csrf::token(&self.config.keys, &s.claims().sid) }),
+            ),
+            None => json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "SessionRequired" }),
+            ),
+        };
+        if let Some(c) = &found.set_cookie {
+            add_cookie(&mut r, c);
+        }
+        r
+    }
+
+    async fn verify(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        let Some(s) = &found.session else {
+            let mut r = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "SessionRequired" }),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        };
+        let mut r = json_response(StatusCode::OK, &json!({ "ok": true }));
+        let c = s.claims();
+        for (name, value) in [
+            ("x-auth-user-id", &c.sub),
+            ("x-auth-email", &c.email),
+            ("x-auth-role", &c.role),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        if let Some(c) = &found.set_cookie {
+            add_cookie(&mut r, c);
+        }
+        r
+    }
+
+    /// A session signed by us, even if its token has expired: enough to sign out of it.
+    fn signed_session(&self, req: &Request, site: &Site) -> Option<Session> {
+        let raw = req
+            .header(header::COOKIE)
+            .and_then(|h| cookies::read(h, Jar::Session, site))?;
+        match token::verify(
+            &self.config.keys,
+            UntrustedSession(raw),
+            site.origin(),
+            self.now,
+        ) {
+            Ok(Verified::Current(s) | Verified::Expired(s)) => Some(s),
+            Err(_) => None,
+        }
+    }
+
+    async fn logout_page(&self, req: &Request, site: &Site) -> Response {
+        let session = self.signed_session(req, site);
+        let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
+        let action = format!(
+            "/auth/logout?{}",
+            encode_param("callbackUrl", callback.as_str())
+        );
+        let action_all = format!("{action}&all=1");
+        let token = session
+            .as_ref()
+            .map(|s| csrf::token(&self.config.keys, &s.claims().sid));
+        let signed_in = session
+            .as_ref()
+            .zip(token.as_deref())
+            .map(|(s, t)| (s.claims().email.as_str(), t));
+        html_response(
+            StatusCode::OK,
+            pages::logout(&self.site_name(site), signed_in, &action, &action_all),
+        )
+    }
+
+    async fn logout(&self, req: &Request, site: &Site) -> Response {
+        // Same-origin only: the browser's `Origin` (or, without it, `Sec-Fetch-Site`) must say
+        // the form was posted from this site. Together with the CSRF token this stops
+        // cross-site sign-out.
+        let same_origin = match req.header(header::ORIGIN) {
+            Some(origin) => origin == site.origin(),
+            None => {
+                req.header(header::HeaderName::from_static("sec-fetch-site")) == Some("same-origin")
+            }
+        };
+        if !same_origin {
+            self.event("warn", "logout_refused", req, Some("cross-origin"));
+            return self.forbidden_json("cross-origin request");
+        }
+        let callback = CallbackUrl::parse(
+            &req.query("callbackUrl")
+                .or_else(|| req.form("callbackUrl"))
+                .unwrap_or_default(),
+            site,
+        );
+        let Some(session) = self.signed_session(req, site) else {
+            // Nothing to revoke; make sure no stale cookie stays behind.
+            let mut r = redirect(StatusCode::SEE_OTHER, callback.as_str());
+            add_cookie(&mut r, &cookies::clear(Jar::Session, site));
+            return r;
+        };
+        let presented = req.form("csrfToken").or_else(|| {
+            req.header(header::HeaderName::from_static("x-csrf-token"))
+                .map(str::to_owned)
+        });
+        if !presented.is_some_and(|t| csrf::check(&self.config.keys, &session.claims().sid, &t)) {
+            self.event(
+                "warn",
+                "logout_refused",
+                req,
+                Some("missing or wrong CSRF token"),
+            );
+            return self.forbidden_json("missing or wrong CSRF token");
+        }
+        let all = req
+            .query("all")
+            .or_else(|| req.form("all"))
+            .is_some_and(|v| v == "1" || v == "true");
+        let revoked = if all {
+            self.store
+                .revoke_user_sessions(&session.claims().sub, self.now)
+                .await
+        } else {
+            self.store
+                .revoke_session(&session.claims().sid, self.now)
+                .await
+        };
+        if let Err(e) = revoked {
+            self.event("error", "logout_store_error", req, Some(&e.0));
+            return self.error_page(site, ErrorCode::Configuration, None);
+        }
+        self.event("info", if all { "logout_all" } else { "logout" }, req, None);
+        let mut r = redirect(StatusCode::SEE_OTHER, callback.as_str());
+        add_cookie(&mut r, &cookies::clear(Jar::Session, site));
+        r
+    }
+
+    fn forbidden_json(&self, reason: &str) -> Response {
+        json_response(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": "Forbidden", "reason": reason }),
+        )
+    }
+
+    fn error_redirect(&self, code: ErrorCode, callback: Option<&CallbackUrl>) -> Response {
+        let mut target = format!("/auth/error?error={}", code.as_str());
+        if let Some(c) = callback {
+            target.push('&');
+            target.push_str(&encode_param("callbackUrl", c.as_str()));
+        }
+        redirect(StatusCode::FOUND, &target)
+    }
+
+    fn error_page(&self, site: &Site, code: ErrorCode, callback: Option<&str>) -> Response {
+        let callback = CallbackUrl::parse(callback.unwrap_or_default(), site);
+        let login = format!(
+            "/auth/login?{}",
+            encode_param("callbackUrl", callback.as_str())
+        );
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        html_response(status, pages::error(&self.site_name(site), code, &login))
+    }
+
+    /// The response for a request that arrives while the configuration is broken.
+    pub fn configuration_error(site_name: &str) -> Response {
+        let mut r = html_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::error(site_name, ErrorCode::Configuration, "/auth/login"),
+        );
+        harden(r.headers_mut());
+        r
+    }
+}
+
+fn encode_param(name: &str, value: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(name, value)
+        .finish()
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response {
+    let mut r = http::Response::new(Vec::new());
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn add_cookie(r: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut r = http::Response::new(body.to_string().into_bytes());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut r = http::Response::new(body.into_bytes());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&pages::CSP) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    r
+}
+
+/// Headers every auth response carries: never cached, never sniffed, never framed, and no
+/// `Referer` (the callback URL holds a code).
+fn harden(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// `Cache-Control` for a protected response: `private`, keeping stricter directives
+/// (`no-store`, `private`, `max-age`) and dropping the ones that allow shared caches.
+pub fn private_cache_control(existing: Option<&str>) -> String {
+    let Some(existing) = existing.filter(|v| !v.trim().is_empty()) else {
+        return "private".into();
+    };
+    let kept: Vec<&str> = existing
+        .split(',')
+        .map(str::trim)
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            !matches!(
+                name.as_str(),
+                "public" | "s-maxage" | "private" | "proxy-revalidate" | ""
+            )
+        })
+        .collect();
+    let mut out = vec!["private"];
+    out.extend(kept);
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests;

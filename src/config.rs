@@ -1,0 +1,391 @@
+//! Configuration from `[vars]` and secrets, parsed and validated once per isolate. Every
+//! problem is reported at once, each naming its variable; no message contains a secret.
+
+use url::Url;
+
+use crate::gate::{GateRules, PathPattern};
+use crate::redacted::Redacted;
+use crate::session::keys::KeySet;
+
+/// One problem with one variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What is wrong, without the value when the value is secret.
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.var, self.problem)
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `GOOGLE_CLIENT_ID`.
+    pub client_id: String,
+    /// `GOOGLE_CLIENT_SECRET`.
+    pub client_secret: Redacted<String>,
+    /// `SESSION_KEYS`.
+    pub keys: KeySet,
+    /// `AUTH_URL`, if set: the public origin; otherwise each request's origin.
+    pub auth_url: Option<Url>,
+    /// Accepted `iss` values of ID tokens.
+    pub issuers: Vec<String>,
+    /// `GOOGLE_AUTHORIZATION_URL`.
+    pub authorization_url: Url,
+    /// `GOOGLE_TOKEN_URL`.
+    pub token_url: Url,
+    /// `GOOGLE_JWKS_URL`.
+    pub jwks_url: Url,
+    /// `ALLOWED_EMAIL_DOMAINS`, lowercase.
+    pub allowed_domains: Vec<String>,
+    /// `ALLOWED_EMAILS`, lowercase.
+    pub allowed_emails: Vec<String>,
+    /// `ADMIN_EMAILS`, lowercase.
+    pub admin_emails: Vec<String>,
+    /// `PUBLIC_PATHS` and `ROLE_PATHS`.
+    pub gate: GateRules,
+    /// `UPSTREAM_URL`.
+    pub upstream_url: Option<Url>,
+    /// `SESSION_MAX_AGE`, seconds.
+    pub session_max_age: i64,
+    /// `SESSION_CHECK_INTERVAL`, seconds.
+    pub session_check_interval: i64,
+    /// `SITE_NAME`.
+    pub site_name: Option<String>,
+}
+
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+impl Config {
+    /// Reads every variable through `get` (vars and secrets alike) and validates them all.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err =
+            |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let client_id = get("GOOGLE_CLIENT_ID");
+        if client_id.is_none() {
+            err(
+                "GOOGLE_CLIENT_ID",
+                "is required (the OAuth client id)".into(),
+            );
+        }
+        let client_secret = get("GOOGLE_CLIENT_SECRET");
+        if client_secret.is_none() {
+            err(
+                "GOOGLE_CLIENT_SECRET",
+                "is required (a secret: `wrangler secret put GOOGLE_CLIENT_SECRET`)".into(),
+            );
+        }
+        let keys = match get("SESSION_KEYS") {
+            None => {
+                err(
+                    "SESSION_KEYS",
+                    "is required (a JWK Set; `make keys` prints one)".into(),
+                );
+                None
+            }
+            Some(json) => match KeySet::from_jwk_set(&json) {
+                Ok(keys) => Some(keys),
+                Err(problems) => {
+                    for p in problems {
+                        err("SESSION_KEYS", p);
+                    }
+                    None
+                }
+            },
+        };
+        let auth_url = get("AUTH_URL").and_then(|raw| match Url::parse(&raw) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                err(
+                    "AUTH_URL",
+                    "must be an http(s) origin such as https://example.com".into(),
+                );
+                None
+            }
+            Ok(u) if u.path() != "/" || u.query().is_some() || u.fragment().is_some() => {
+                err(
+                    "AUTH_URL",
+                    "must be an origin without a path, such as https://example.com".into(),
+                );
+                None
+            }
+            Ok(u) => Some(u),
+            Err(_) => {
+                err("AUTH_URL", "is not a URL".into());
+                None
+            }
+        });
+        let mut url_var = |var: &'static str, default: &str| -> Option<Url> {
+            let raw = get(var).unwrap_or_else(|| default.to_owned());
+            match Url::parse(&raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    err(var, "must be an http(s) URL".into());
+                    None
+                }
+            }
+        };
+        let authorization_url = url_var(
+            "GOOGLE_AUTHORIZATION_URL",
+            "https://accounts.google.com/o/oauth2/v2/auth",
+        );
+        let token_url = url_var("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token");
+        let jwks_url = url_var(
+            "GOOGLE_JWKS_URL",
+            "https://www.googleapis.com/oauth2/v3/certs",
+        );
+        let upstream_url = get("UPSTREAM_URL").and_then(|raw| url_var_opt(&raw));
+        let issuer = get("GOOGLE_ISSUER").unwrap_or_else(|| GOOGLE_ISSUER.to_owned());
+        let mut issuers = vec![issuer.clone()];
+        // Google's documented quirk: its ID tokens may say `accounts.google.com` without scheme.
+        if issuer == GOOGLE_ISSUER {
+            issuers.push("accounts.google.com".into());
+        }
+
+        let list = |var: &str| -> Vec<String> {
+            get(var)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let allowed_domains = list("ALLOWED_EMAIL_DOMAINS");
+        let allowed_emails = list("ALLOWED_EMAILS");
+        let admin_emails = list("ADMIN_EMAILS");
+
+        let raw_list = |var: &str| -> Vec<String> {
+            get(var)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut public = Vec::new();
+        for raw in raw_list("PUBLIC_PATHS") {
+            match PathPattern::parse(&raw) {
+                Ok(p) => public.push(p),
+                Err(problem) => err("PUBLIC_PATHS", format!("{raw:?}: {problem}")),
+            }
+        }
+        let mut roles = Vec::new();
+        for raw in raw_list("ROLE_PATHS") {
+            let Some((pattern, role)) = raw.split_once('=') else {
+                err(
+                    "ROLE_PATHS",
+                    format!("{raw:?}: expected PATTERN=ROLE, e.g. /admin/*=admin"),
+                );
+                continue;
+            };
+            let role = role.trim();
+            if role.is_empty()
+                || !role
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                err(
+                    "ROLE_PATHS",
+                    format!("{raw:?}: a role is letters, digits, '-' or '_'"),
+                );
+                continue;
+            }
+            match PathPattern::parse(pattern.trim()) {
+                Ok(p) => roles.push((p, role.to_owned())),
+                Err(problem) => err("ROLE_PATHS", format!("{raw:?}: {problem}")),
+            }
+        }
+
+        let mut seconds = |var: &'static str, default: i64, min: i64| -> i64 {
+            match get(var) {
+                None => default,
+                Some(raw) => match raw.parse::<i64>() {
+                    Ok(n) if n >= min && n <= 10 * 365 * 86_400 => n,
+                    _ => {
+                        err(
+                            var,
+                            format!("must be a whole number of seconds, at least {min}"),
+                        );
+                        default
+                    }
+                },
+            }
+        };
+        let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 60);
+        let session_check_interval = seconds("SESSION_CHECK_INTERVAL", 300, 1);
+        if session_check_interval > session_max_age {
+            err(
+                "SESSION_CHECK_INTERVAL",
+                "must not be longer than SESSION_MAX_AGE".into(),
+            );
+        }
+        let site_name = get("SITE_NAME");
+
+        if upstream_url.is_none() && get("UPSTREAM_URL").is_some() {
+            err(
+                "UPSTREAM_URL",
+                "must be an http(s) origin such as https://my-site.pages.dev".into(),
+            );
+        }
+
+        match (
+            client_id,
+            client_secret,
+            keys,
+            authorization_url,
+            token_url,
+            jwks_url,
+        ) {
+            (
+                Some(client_id),
+                Some(secret),
+                Some(keys),
+                Some(authorization_url),
+                Some(token_url),
+                Some(jwks_url),
+            ) if errors.is_empty() => Ok(Self {
+                client_id,
+                client_secret: Redacted::new(secret),
+                keys,
+                auth_url,
+                issuers,
+                authorization_url,
+                token_url,
+                jwks_url,
+                allowed_domains,
+                allowed_emails,
+                admin_emails,
+                gate: GateRules { public, roles },
+                upstream_url,
+                session_max_age,
+                session_check_interval,
+                site_name,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn url_var_opt(raw: &str) -> Option<Url> {
+    Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) const TEST_KEYS: &str = r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]}"#;
+
+    pub(crate) fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = [
+            ("GOOGLE_CLIENT_ID", "client-1"),
+            ("GOOGLE_CLIENT_SECRET", "shh-secret"),
+            ("SESSION_KEYS", TEST_KEYS),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            m.insert((*k).to_owned(), (*v).to_owned());
+        }
+        m
+    }
+
+    pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
+        let v = vars(extra);
+        Config::from_vars(|k| v.get(k).cloned()).unwrap()
+    }
+
+    fn errors(extra: &[(&str, &str)]) -> Vec<ConfigError> {
+        let v = vars(extra);
+        Config::from_vars(|k| v.get(k).cloned()).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_point_at_google() {
+        let c = config(&[]);
+        assert_eq!(
+            c.issuers,
+            ["https://accounts.google.com", "accounts.google.com"]
+        );
+        assert_eq!(c.token_url.as_str(), "https://oauth2.googleapis.com/token");
+        assert_eq!(c.session_check_interval, 300);
+        assert_eq!(c.session_max_age, 2_592_000);
+        assert!(c.auth_url.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_variable() {
+        let errs = errors(&[
+            ("GOOGLE_CLIENT_ID", ""),
+            ("SESSION_KEYS", r#"{"keys":[{"kty":"oct","k":"AQ"}]}"#),
+            ("AUTH_URL", "https://example.com/app"),
+            ("SESSION_CHECK_INTERVAL", "soon"),
+            ("PUBLIC_PATHS", "docs"),
+        ]);
+        let vars: Vec<_> = errs.iter().map(|e| e.var).collect();
+        for var in [
+            "GOOGLE_CLIENT_ID",
+            "SESSION_KEYS",
+            "AUTH_URL",
+            "SESSION_CHECK_INTERVAL",
+            "PUBLIC_PATHS",
+        ] {
+            assert!(vars.contains(&var), "{var} not reported in {errs:?}");
+        }
+    }
+
+    #[test]
+    fn short_hmac_keys_are_refused_without_printing_them() {
+        let errs = errors(&[(
+            "SESSION_KEYS",
+            r#"{"keys":[{"kty":"oct","kid":"a","k":"c2hvcnQta2V5"}]}"#,
+        )]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].problem.contains("at least 32 bytes"), "{errs:?}");
+        assert!(!errs[0].problem.contains("c2hvcnQta2V5"), "{errs:?}");
+    }
+
+    #[test]
+    fn secret_values_never_reach_debug_output() {
+        let c = config(&[]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("shh-secret"), "{debug}");
+        assert!(!debug.contains("AQEBAQEB"), "{debug}");
+    }
+
+    #[test]
+    fn session_keys_that_are_not_a_jwk_set_are_refused() {
+        for bad in [
+            "nope",
+            "{}",
+            r#"{"keys":[]}"#,
+            r#"{"keys":[{"kty":"RSA","kid":"r","n":"AQ","e":"AQ"}]}"#,
+        ] {
+            let errs = errors(&[("SESSION_KEYS", bad)]);
+            assert!(
+                errs.iter().all(|e| e.var == "SESSION_KEYS"),
+                "{bad}: {errs:?}"
+            );
+            assert!(!errs.is_empty());
+        }
+    }
+}

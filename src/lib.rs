@@ -1,0 +1,26 @@
+//! # Gatehouse
+//!
+//! Login and sessions at the edge: a Cloudflare Worker that signs visitors in with Google,
+//! keeps users in D1, and admits each request by checking a signed JWT session cookie alone.
+//! The token lives `SESSION_CHECK_INTERVAL` seconds; past that, one D1 read renews it or
+//! ends the session, which bounds how long a revoked session survives.
+//!
+//! Everything but [`runtime`] (wasm only) is plain Rust, tested natively.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod gate;
+pub mod http;
+pub mod oidc;
+pub mod pages;
+pub mod random;
+pub mod redacted;
+pub mod redirect;
+pub mod session;
+pub mod site;
+pub mod store;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+pub mod runtime;

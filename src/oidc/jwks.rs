@@ -1,0 +1,217 @@
+//! The provider's signing keys (JWKS) and their per-isolate cache policy.
+
+use jwt_compact::alg::RsaPublicKey;
+use jwt_compact::jwk::JsonWebKey;
+
+use crate::time::UnixTime;
+
+/// An unknown `kid` may trigger a refetch at most this often.
+pub const REFETCH_INTERVAL_SECS: i64 = 60;
+/// A cached set may be used this long after its `max-age` when the provider is unreachable.
+pub const STALE_IF_ERROR_SECS: i64 = 24 * 3600;
+/// `max-age` when the response gives none.
+pub const DEFAULT_MAX_AGE_SECS: i64 = 3600;
+
+/// One key of the provider's set.
+pub struct ProviderKey {
+    kid: String,
+    key: Option<RsaPublicKey>,
+}
+
+impl ProviderKey {
+    /// The key for RS256 verification, if it is one.
+    pub fn rs256(&self) -> Option<&RsaPublicKey> {
+        self.key.as_ref()
+    }
+}
+
+/// The provider's JWKS.
+#[derive(Default)]
+pub struct ProviderKeys {
+    keys: Vec<ProviderKey>,
+}
+
+impl std::fmt::Debug for ProviderKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<_> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("ProviderKeys").field("kids", &kids).finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawSet {
+    keys: Vec<serde_json::Value>,
+}
+
+impl ProviderKeys {
+    /// Parses a JWKS document. Keys that are not RSA signature keys for RS256 are kept by
+    /// `kid` but unusable, so a token naming them is refused rather than refetched for.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let raw: RawSet = serde_json::from_slice(body).ok()?;
+        let keys = raw
+            .keys
+            .into_iter()
+            .filter_map(|value| {
+                let kid = value.get("kid")?.as_str()?.to_owned();
+                let str_field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+                let usable = str_field("use").is_none_or(|u| u == "sig")
+                    && str_field("alg").is_none_or(|a| a == "RS256");
+                let key = usable
+                    .then(|| serde_json::from_value::<JsonWebKey<'_>>(value.clone()).ok())
+                    .flatten()
+                    .and_then(|jwk| RsaPublicKey::try_from(&jwk).ok());
+                Some(ProviderKey { kid, key })
+            })
+            .collect();
+        Some(Self { keys })
+    }
+
+    /// The key named `kid`.
+    pub fn get(&self, kid: &str) -> Option<&ProviderKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Whether the set has a key named `kid`.
+    pub fn has(&self, kid: &str) -> bool {
+        self.get(kid).is_some()
+    }
+}
+
+/// `max-age` of a `Cache-Control` value, if any.
+pub fn max_age(cache_control: Option<&str>) -> i64 {
+    cache_control
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|n| n.trim_matches('"').parse::<i64>().ok())
+        .map_or(DEFAULT_MAX_AGE_SECS, |n| n.clamp(0, 7 * 86_400))
+}
+
+struct Entry {
+    keys: std::rc::Rc<ProviderKeys>,
+    fetched_at: UnixTime,
+    max_age: i64,
+}
+
+/// Per-isolate cache of the provider's keys.
+#[derive(Default)]
+pub struct JwksCache {
+    entry: Option<Entry>,
+    last_fetch: Option<UnixTime>,
+}
+
+/// What to do to find the key `kid`.
+pub enum Lookup {
+    /// Use these keys.
+    Use(std::rc::Rc<ProviderKeys>),
+    /// Fetch the JWKS first (nothing usable cached, cache expired, or an unknown `kid` and no
+    /// fetch in the last minute).
+    Fetch,
+}
+
+impl JwksCache {
+    /// Decides whether the cached keys can serve `kid` now.
+    pub fn lookup(&self, kid: &str, now: UnixTime) -> Lookup {
+        let Some(entry) = &self.entry else {
+            return Lookup::Fetch;
+        };
+        let fresh = now < entry.fetched_at.plus(entry.max_age);
+        // A flood of forged `kid`s (or a provider that is down) costs one fetch a minute.
+        let may_fetch = self
+            .last_fetch
+            .is_none_or(|t| now >= t.plus(REFETCH_INTERVAL_SECS));
+        if (!fresh || !entry.keys.has(kid)) && may_fetch {
+            return Lookup::Fetch;
+        }
+        if fresh {
+            return Lookup::Use(entry.keys.clone());
+        }
+        self.stale(now).map_or(Lookup::Fetch, Lookup::Use)
+    }
+
+    /// Records a fetch attempt (successful or not), for the once-a-minute rule.
+    pub fn fetched(&mut self, now: UnixTime, result: Option<(ProviderKeys, i64)>) {
+        self.last_fetch = Some(now);
+        if let Some((keys, max_age)) = result {
+            self.entry = Some(Entry {
+                keys: std::rc::Rc::new(keys),
+                fetched_at: now,
+                max_age,
+            });
+        }
+    }
+
+    /// After a failed fetch: the cached keys if they are at most 24 h past their `max-age`.
+    pub fn stale(&self, now: UnixTime) -> Option<std::rc::Rc<ProviderKeys>> {
+        let entry = self.entry.as_ref()?;
+        (now < entry.fetched_at.plus(entry.max_age + STALE_IF_ERROR_SECS))
+            .then(|| entry.keys.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: UnixTime = UnixTime(1_800_000_000);
+
+    fn keys(kids: &[&str]) -> ProviderKeys {
+        ProviderKeys {
+            keys: kids
+                .iter()
+                .map(|k| ProviderKey {
+                    kid: (*k).into(),
+                    key: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn cache_with(kids: &[&str], max_age: i64) -> JwksCache {
+        let mut c = JwksCache::default();
+        c.fetched(T0, Some((keys(kids), max_age)));
+        c
+    }
+
+    #[test]
+    fn empty_cache_fetches() {
+        assert!(matches!(
+            JwksCache::default().lookup("a", T0),
+            Lookup::Fetch
+        ));
+    }
+
+    #[test]
+    fn fresh_cache_serves_known_kids_without_fetching() {
+        let c = cache_with(&["a"], 3600);
+        assert!(matches!(c.lookup("a", T0.plus(3599)), Lookup::Use(_)));
+        assert!(matches!(c.lookup("a", T0.plus(3600)), Lookup::Fetch));
+    }
+
+    #[test]
+    fn unknown_kid_refetches_at_most_once_a_minute() {
+        let c = cache_with(&["a"], 3600);
+        assert!(matches!(c.lookup("forged", T0.plus(59)), Lookup::Use(_)));
+        assert!(matches!(c.lookup("forged", T0.plus(60)), Lookup::Fetch));
+    }
+
+    #[test]
+    fn unreachable_provider_leaves_keys_usable_for_a_day() {
+        let mut c = cache_with(&["a"], 100);
+        c.fetched(T0.plus(100), None);
+        assert!(matches!(c.lookup("a", T0.plus(120)), Lookup::Use(_)));
+        assert!(c.stale(T0.plus(100 + STALE_IF_ERROR_SECS - 1)).is_some());
+        assert!(c.stale(T0.plus(100 + STALE_IF_ERROR_SECS)).is_none());
+    }
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age(Some("public, max-age=19432, must-revalidate, no-transform")),
+            19432
+        );
+        assert_eq!(max_age(Some("no-cache")), DEFAULT_MAX_AGE_SECS);
+        assert_eq!(max_age(None), DEFAULT_MAX_AGE_SECS);
+        assert_eq!(max_age(Some("max-age=-5")), 0);
+    }
+}

@@ -1,0 +1,264 @@
+//! Sign-in with Google (OpenID Connect, authorization code + PKCE S256 + nonce).
+
+pub mod id_token;
+pub mod jwks;
+pub mod state;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use self::id_token::{Expected, IdClaims};
+use self::jwks::{JwksCache, Lookup, ProviderKeys};
+use self::state::SignInState;
+use crate::config::Config;
+use crate::error::AuthError;
+use crate::http::{HttpClient, HttpError};
+use crate::random::Random;
+use crate::redirect::CallbackUrl;
+use crate::site::Site;
+use crate::time::UnixTime;
+
+/// The callback path, part of the `redirect_uri` registered with Google.
+pub const CALLBACK_PATH: &str = "/auth/callback/google";
+
+/// The token response: OAuth's fields plus OpenID Connect's `id_token`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenFields {}
+
+type TokenClient = oauth2::Client<
+    BasicErrorResponse,
+    StandardTokenResponse<IdTokenFields, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+
+fn redirect_url(site: &Site) -> Result<RedirectUrl, AuthError> {
+    RedirectUrl::new(site.url(CALLBACK_PATH)).map_err(|_| AuthError::Signing)
+}
+
+/// Starts a sign-in: the authorization URL to redirect to, and the state cookie's value.
+pub fn start(
+    config: &Config,
+    site: &Site,
+    callback: &CallbackUrl,
+    random: &dyn Random,
+    now: UnixTime,
+) -> Result<(String, String), AuthError> {
+    let client = oauth2::basic::BasicClient::new(ClientId::new(config.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(config.authorization_url.clone()))
+        .set_redirect_uri(redirect_url(site)?);
+    // 32 random bytes each: unguessable, and the verifier is 43 characters as RFC 7636 asks.
+    let state = random.token(32);
+    let nonce = random.token(32);
+    let verifier = PkceCodeVerifier::new(random.token(32));
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
+    let (url, _) = client
+        .authorize_url(|| CsrfToken::new(state.clone()))
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("nonce", nonce.clone())
+        .url();
+    let signed = state::new_state(
+        state,
+        verifier.secret().clone(),
+        nonce,
+        callback,
+        site.origin(),
+    );
+    let cookie = state::seal(&config.keys, &signed, now).ok_or(AuthError::Signing)?;
+    Ok((url.into(), cookie))
+}
+
+/// The callback's query parameters.
+#[derive(Clone, Debug, Default)]
+pub struct CallbackQuery {
+    /// `code`.
+    pub code: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `error` (the provider refused or the person cancelled).
+    pub error: Option<String>,
+}
+
+/// What the provider vouched for, after every check.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The ID token's claims.
+    pub claims: IdClaims,
+    /// The validated state (callback URL).
+    pub state: SignInState,
+}
+
+/// Everything the callback needs from outside.
+pub struct Provider<'a, H> {
+    /// Configuration.
+    pub config: &'a Config,
+    /// The site.
+    pub site: &'a Site,
+    /// HTTP client.
+    pub http: &'a H,
+    /// Per-isolate JWKS cache.
+    pub jwks: &'a RefCell<JwksCache>,
+    /// Now.
+    pub now: UnixTime,
+}
+
+impl<H: HttpClient> Provider<'_, H> {
+    /// Finishes a sign-in up to a validated ID token: state first (before the code is
+    /// redeemed), then the provider's error, the code exchange, and the ID token.
+    pub async fn finish(
+        &self,
+        query: &CallbackQuery,
+        state_cookie: Option<&str>,
+    ) -> Result<Verified, AuthError> {
+        let state = state::open(
+            &self.config.keys,
+            state_cookie,
+            query.state.as_deref(),
+            self.site.origin(),
+            self.now,
+        )
+        .map_err(AuthError::State)?;
+        if let Some(error) = &query.error {
+            // Only the OAuth error code is kept (it is an enumerated word); never free text.
+            let code: String = error
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(40)
+                .collect();
+            return Err(AuthError::ProviderDenied(code));
+        }
+        let code = query
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(AuthError::MissingCode)?;
+        let id_token = self.exchange(code, &state).await?;
+        let kid = id_token::key_id(&id_token).map_err(AuthError::IdToken)?;
+        let keys = self.provider_keys(&kid).await?;
+        let expected = Expected {
+            issuers: &self.config.issuers,
+            client_id: &self.config.client_id,
+            nonce: &state.nonce,
+            now: self.now,
+        };
+        let claims = id_token::validate(&id_token, &keys, expected).map_err(AuthError::IdToken)?;
+        Ok(Verified { claims, state })
+    }
+
+    async fn exchange(&self, code: &str, state: &SignInState) -> Result<String, AuthError> {
+        let client = TokenClient::new(ClientId::new(self.config.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                self.config.client_secret.expose().clone(),
+            ))
+            .set_token_uri(TokenUrl::from_url(self.config.token_url.clone()))
+            .set_redirect_uri(redirect_url(self.site)?);
+        let http = |request: oauth2::HttpRequest| self.http.send(request);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(state.pkce.clone()))
+            .request_async(&http)
+            .await
+            .map_err(|e| {
+                AuthError::CodeExchange(match e {
+                    RequestTokenError::ServerResponse(r) => {
+                        format!("token endpoint refused: {}", r.error())
+                    }
+                    RequestTokenError::Request(HttpError(reason)) => {
+                        format!("token endpoint unreachable: {reason}")
+                    }
+                    RequestTokenError::Parse(..) => {
+                        "token endpoint answered something that is not a token response".into()
+                    }
+                    RequestTokenError::Other(reason) => format!("token endpoint: {reason}"),
+                })
+            })?;
+        response
+            .extra_fields()
+            .id_token
+            .clone()
+            .ok_or(AuthError::MissingIdToken)
+    }
+
+    async fn provider_keys(&self, kid: &str) -> Result<Rc<ProviderKeys>, AuthError> {
+        let lookup = self.jwks.borrow().lookup(kid, self.now);
+        if let Lookup::Use(keys) = lookup {
+            return Ok(keys);
+        }
+        let fetched = self.fetch_jwks().await;
+        let mut cache = self.jwks.borrow_mut();
+        match fetched {
+            Ok(keys) => {
+                cache.fetched(self.now, Some(keys));
+                cache
+                    .stale(self.now)
+                    .ok_or_else(|| AuthError::Jwks("no keys".into()))
+            }
+            Err(reason) => {
+                cache.fetched(self.now, None);
+                cache.stale(self.now).ok_or(AuthError::Jwks(reason))
+            }
+        }
+    }
+
+    async fn fetch_jwks(&self) -> Result<(ProviderKeys, i64), String> {
+        let request = http::Request::get(self.config.jwks_url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|_| String::from("bad JWKS URL"))?;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|e| format!("JWKS unreachable: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("JWKS answered {}", response.status().as_u16()));
+        }
+        let max_age = jwks::max_age(
+            response
+                .headers()
+                .get(http::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let keys = ProviderKeys::parse(response.body()).ok_or("JWKS is not a JWK Set")?;
+        Ok((keys, max_age))
+    }
+}
+
+/// The access policy: may this verified email sign in?
+pub fn allowed(config: &Config, email: &str) -> bool {
+    if config.allowed_emails.is_empty() && config.allowed_domains.is_empty() {
+        return true;
+    }
+    let email = email.trim().to_lowercase();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    if local.is_empty()
+        || local.contains('@')
+        || email.chars().any(|c| c.is_whitespace() || !c.is_ascii())
+    {
+        return false;
+    }
+    config.allowed_emails.contains(&email)
+        || config.allowed_domains.iter().any(|d| d == domain)
+}

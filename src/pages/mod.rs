@@ -1,0 +1,168 @@
+//! The auth pages: compile-time templates (askama, HTML auto-escaped) and their headers.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+use crate::error::ErrorCode;
+
+/// The pages' only stylesheet, inline: no external asset is ever loaded.
+const STYLE: &str = include_str!("../../templates/style.css");
+
+/// `Content-Security-Policy` of every auth page: nothing loads but the inline stylesheet
+/// (allowed by its hash), forms post only to this site, no page may frame them.
+pub static CSP: LazyLock<String> = LazyLock::new(|| {
+    let hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+});
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct Login<'a> {
+    style: &'a str,
+    site_name: &'a str,
+    start_url: &'a str,
+    error: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    style: &'a str,
+    site_name: &'a str,
+    title: &'a str,
+    advice: &'a str,
+    code: &'a str,
+    login_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct Logout<'a> {
+    style: &'a str,
+    site_name: &'a str,
+    signed_in: bool,
+    email: &'a str,
+    csrf_token: &'a str,
+    action: &'a str,
+    action_all: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "forbidden.html")]
+struct Forbidden<'a> {
+    style: &'a str,
+    site_name: &'a str,
+    required: &'a str,
+    email: &'a str,
+}
+
+fn render(t: &impl Template) -> String {
+    // Templates are checked at compile time and write into a String: rendering cannot fail
+    // short of running out of memory.
+    t.render().unwrap_or_default()
+}
+
+/// The sign-in page. `start_url` is `/auth/login/google?callbackUrl=…`.
+pub fn login(site_name: &str, start_url: &str, error: Option<ErrorCode>) -> String {
+    let error = error.map(|e| (e.title(), e.advice()));
+    render(&Login {
+        style: STYLE,
+        site_name,
+        start_url,
+        error,
+    })
+}
+
+/// The error page of `code`.
+pub fn error(site_name: &str, code: ErrorCode, login_url: &str) -> String {
+    render(&ErrorPage {
+        style: STYLE,
+        site_name,
+        title: code.title(),
+        advice: code.advice(),
+        code: code.as_str(),
+        login_url,
+    })
+}
+
+/// The sign-out confirmation page (signed in: a POST form with the CSRF token).
+pub fn logout(
+    site_name: &str,
+    signed_in: Option<(&str, &str)>,
+    action: &str,
+    action_all: &str,
+) -> String {
+    let (email, csrf_token) = signed_in.unwrap_or_default();
+    render(&Logout {
+        style: STYLE,
+        site_name,
+        signed_in: signed_in.is_some(),
+        email,
+        csrf_token,
+        action,
+        action_all,
+    })
+}
+
+/// The 403 page for a path that needs a role.
+pub fn forbidden(site_name: &str, required: &str, email: &str) -> String {
+    render(&Forbidden {
+        style: STYLE,
+        site_name,
+        required,
+        email,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflected_values_are_escaped() {
+        let evil = r#""><script>alert(1)</script>"#;
+        for page in [
+            login(evil, evil, Some(ErrorCode::AccessDenied)),
+            error(evil, ErrorCode::Default, evil),
+            logout(evil, Some((evil, evil)), evil, evil),
+            forbidden(evil, evil, evil),
+        ] {
+            assert!(!page.contains("<script>"), "{page}");
+            assert!(
+                page.contains("&lt;script&gt;") || page.contains("&#60;script&#62;"),
+                "{page}"
+            );
+        }
+    }
+
+    #[test]
+    fn csp_hash_matches_the_inline_style() {
+        let page = login("Site", "/auth/login/google", None);
+        assert!(page.contains(STYLE));
+        assert!(CSP.contains("style-src 'sha256-"));
+        assert!(CSP.contains("frame-ancestors 'none'"));
+        assert!(!CSP.contains("http"), "no third-party origin: {}", *CSP);
+    }
+
+    #[test]
+    fn sign_in_page_offers_google_and_shows_the_error_in_words() {
+        let page = login(
+            "Demo",
+            "/auth/login/google?callbackUrl=%2Fdocs%2F",
+            Some(ErrorCode::OAuthCallbackError),
+        );
+        assert!(page.contains("Continue with Google"));
+        assert!(
+            page.contains("href=\"/auth/login/google?callbackUrl=%2Fdocs%2F\""),
+            "{page}"
+        );
+        assert!(page.contains(ErrorCode::OAuthCallbackError.title()));
+    }
+}

@@ -1,0 +1,229 @@
+//! The only module that talks to the Workers runtime: the fetch entry, configuration from
+//! `Env`, D1, `Fetch`, and the forward to the site.
+
+mod d1;
+mod fetch;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use worker::{Context, Env, Headers, Request, RequestInit, Response, event};
+
+use crate::app::{self, App, Forward, Log, Outcome};
+use crate::config::{Config, ConfigError};
+use crate::oidc::jwks::JwksCache;
+use crate::random::OsRandom;
+use crate::session::cookies;
+use crate::site::Site;
+use crate::time::UnixTime;
+
+/// How long the token endpoint and JWKS may take.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The isolate's configuration, or every problem with it.
+type Parsed = Rc<Result<Config, Vec<ConfigError>>>;
+
+thread_local! {
+    // Parsed once per isolate; a bad configuration is remembered too (and logged once).
+    static CONFIG: RefCell<Option<Parsed>> = const { RefCell::new(None) };
+    static JWKS: Rc<RefCell<JwksCache>> = Rc::new(RefCell::new(JwksCache::default()));
+}
+
+struct Console;
+
+impl Log for Console {
+    fn line(&self, line: &str) {
+        worker::console_log!("{line}");
+    }
+}
+
+fn config(env: &Env) -> Parsed {
+    CONFIG.with(|cell| {
+        if let Some(c) = cell.borrow().as_ref() {
+            return c.clone();
+        }
+        // Vars and secrets are both plain strings to the worker; `.dev.vars` and `--var`
+        // may provide either.
+        let get = |name: &str| {
+            env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|s| s.to_string()))
+        };
+        let parsed = Config::from_vars(get);
+        if let Err(errors) = &parsed {
+            let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let line = serde_json::json!({ "level": "error", "event": "configuration_invalid", "problems": problems });
+            Console.line(&line.to_string());
+        }
+        let parsed = Rc::new(parsed);
+        *cell.borrow_mut() = Some(parsed.clone());
+        parsed
+    })
+}
+
+fn now() -> UnixTime {
+    UnixTime((worker::Date::now().as_millis() / 1000) as i64)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    console_error_panic_hook::set_once();
+    match handle(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            // Never the error's text on the wire: a generic page, the reason in the log.
+            let line = serde_json::json!({ "level": "error", "event": "runtime_error", "reason": e.to_string() });
+            Console.line(&line.to_string());
+            to_worker(App::<fetch::FetchClient, d1::D1Store>::configuration_error(
+                "Gatehouse",
+            ))
+        }
+    }
+}
+
+async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
+    let config = config(env);
+    let config = match config.as_ref() {
+        Ok(c) => c,
+        Err(_) => {
+            let host = req
+                .url()
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            return to_worker(App::<fetch::FetchClient, d1::D1Store>::configuration_error(
+                &host,
+            ));
+        }
+    };
+    let url = req.url()?;
+    let method =
+        http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in req.headers().entries() {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let is_auth = url.path() == "/auth" || url.path().starts_with("/auth/");
+    // Only auth forms are read here; the site's own request bodies stream through untouched.
+    let body = if is_auth && method == http::Method::POST {
+        let bytes = req.bytes().await?;
+        if bytes.len() > 64 * 1024 {
+            Vec::new()
+        } else {
+            bytes
+        }
+    } else {
+        Vec::new()
+    };
+    let incoming = app::Request {
+        method,
+        url: url.clone(),
+        headers,
+        body,
+    };
+    let store = d1::D1Store::new(env.d1("DB")?);
+    let http = fetch::FetchClient {
+        timeout: PROVIDER_TIMEOUT,
+    };
+    let jwks = JWKS.with(Rc::clone);
+    let app = App {
+        config,
+        http: &http,
+        store: &store,
+        random: &OsRandom,
+        jwks: &jwks,
+        log: &Console,
+        now: now(),
+    };
+    match app.handle(&incoming).await {
+        Outcome::Respond(response) => to_worker(response),
+        Outcome::Forward(forward) => {
+            let site = Site::from_url(config.auth_url.as_ref().unwrap_or(&url));
+            forward_to_site(req, env, config, &site, &forward).await
+        }
+    }
+}
+
+/// Passes an admitted request to `ASSETS` (or `UPSTREAM_URL`): identity headers replaced,
+/// Gatehouse's cookies removed, the response marked private.
+async fn forward_to_site(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    site: &Site,
+    forward: &Forward,
+) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        let lower = name.to_ascii_lowercase();
+        // Identity headers are always set by us, never passed from the visitor.
+        if lower.starts_with("x-auth-") || lower == "cookie" {
+            continue;
+        }
+        headers.append(&name, &value)?;
+    }
+    if let Some(cookie) = req
+        .headers()
+        .get("cookie")?
+        .and_then(|c| cookies::without_ours(&c, site))
+    {
+        headers.set("cookie", &cookie)?;
+    }
+    if let Some(id) = &forward.identity {
+        headers.set("x-auth-user-id", &id.user_id)?;
+        headers.set("x-auth-email", &id.email)?;
+        headers.set("x-auth-role", &id.role)?;
+    }
+    let mut url = req.url()?;
+    let mut init = RequestInit::new();
+    init.with_method(req.method())
+        .with_headers(headers)
+        .with_redirect(worker::RequestRedirect::Manual);
+    if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
+        init.with_body(req.inner().body().map(Into::into));
+    }
+    let response = match &config.upstream_url {
+        Some(upstream) => {
+            url.set_scheme(upstream.scheme()).ok();
+            url.set_host(upstream.host_str()).ok();
+            url.set_port(upstream.port()).ok();
+            worker::Fetch::Request(Request::new_with_init(url.as_str(), &init)?)
+                .send()
+                .await?
+        }
+        None => {
+            env.assets("ASSETS")?
+                .fetch_request(Request::new_with_init(url.as_str(), &init)?)
+                .await?
+        }
+    };
+    let protected = forward.identity.is_some();
+    // The site's response headers are immutable: work on a copy.
+    let out = response.headers().clone();
+    if protected {
+        let cache = app::private_cache_control(out.get("cache-control")?.as_deref());
+        out.set("cache-control", &cache)?;
+        out.append("vary", "Cookie")?;
+    }
+    for cookie in &forward.set_cookies {
+        out.append("set-cookie", cookie)?;
+    }
+    Ok(response.with_headers(out))
+}
+
+fn to_worker(response: app::Response) -> worker::Result<Response> {
+    let (parts, body) = response.into_parts();
+    let headers = Headers::new();
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers.append(name.as_str(), v)?;
+        }
+    }
+    Ok(Response::from_bytes(body)?
+        .with_status(parts.status.as_u16())
+        .with_headers(headers))
+}

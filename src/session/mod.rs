@@ -1,0 +1,6 @@
+//! Sessions: the key set, the session JWT, cookies and CSRF tokens.
+
+pub mod cookies;
+pub mod csrf;
+pub mod keys;
+pub mod token;

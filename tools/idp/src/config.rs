@@ -1,0 +1,243 @@
+//! Command line and environment.
+
+/// How to run the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// The one OAuth client this provider knows.
+    pub client_id: String,
+    pub client_secret: String,
+    /// `iss` and base of the endpoint URLs; `None` means `http://HOST:PORT`.
+    pub issuer: Option<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Config),
+    Help,
+}
+
+pub const USAGE: &str = "\
+usage: gatehouse-idp [--host 127.0.0.1] [--port N] --client-id ID --client-secret SECRET [--issuer URL]
+
+Local Google-compatible OpenID Connect provider for development and tests. Not Google.
+
+  --host HOST            address to listen on (default 127.0.0.1)
+  --port N               port; 0 picks a free one (default 0)            env IDP_PORT
+  --client-id ID         the OAuth client id it accepts                 env IDP_CLIENT_ID
+  --client-secret SECRET that client's secret                           env IDP_CLIENT_SECRET
+  --issuer URL           iss and endpoint base (default http://HOST:PORT)
+
+Prints `gatehouse-idp listening on http://HOST:PORT` to stdout when ready.";
+
+/// Parses the arguments (without the program name); `env` reads environment variables, which
+/// fill in what the flags leave out.
+pub fn parse<I, F>(args: I, env: F) -> Result<Command, String>
+where
+    I: IntoIterator<Item = String>,
+    F: Fn(&str) -> Option<String>,
+{
+    let mut host = None;
+    let mut port = None;
+    let mut client_id = None;
+    let mut client_secret = None;
+    let mut issuer = None;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let slot = match flag.as_str() {
+            "--host" => &mut host,
+            "--port" => &mut port,
+            "--client-id" => &mut client_id,
+            "--client-secret" => &mut client_secret,
+            "--issuer" => &mut issuer,
+            _ => return Err(format!("unknown argument `{arg}`")),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+        *slot = Some(value);
+    }
+
+    let port = match port.or_else(|| env("IDP_PORT")) {
+        None => 0,
+        Some(p) => p
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port `{p}`"))?,
+    };
+    let client_id = client_id
+        .or_else(|| env("IDP_CLIENT_ID"))
+        .filter(|s| !s.is_empty())
+        .ok_or("--client-id (or IDP_CLIENT_ID) is required")?;
+    let client_secret = client_secret
+        .or_else(|| env("IDP_CLIENT_SECRET"))
+        .filter(|s| !s.is_empty())
+        .ok_or("--client-secret (or IDP_CLIENT_SECRET) is required")?;
+    let issuer = issuer.map(|i| check_issuer(&i)).transpose()?;
+    Ok(Command::Run(Config {
+        host: host.unwrap_or_else(|| "127.0.0.1".to_owned()),
+        port,
+        client_id,
+        client_secret,
+        issuer,
+    }))
+}
+
+/// An issuer is an `http`/`https` URL without query or fragment (OpenID Connect Discovery 1.0,
+/// section 3); a trailing `/` is dropped so endpoint URLs can be appended.
+fn check_issuer(issuer: &str) -> Result<String, String> {
+    let bad =
+        || format!("invalid issuer `{issuer}`: need an http(s) URL without query or fragment");
+    let url = url::Url::parse(issuer).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.has_host()
+    {
+        return Err(bad());
+    }
+    Ok(issuer.trim_end_matches('/').to_owned())
+}
+
+/// `host:port` as it appears in a URL (IPv6 addresses in brackets).
+pub fn url_authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn flags_and_defaults() {
+        let cmd = parse(args(&["--client-id", "cid", "--client-secret=sec"]), no_env).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Run(Config {
+                host: "127.0.0.1".into(),
+                port: 0,
+                client_id: "cid".into(),
+                client_secret: "sec".into(),
+                issuer: None,
+            })
+        );
+        let cmd = parse(
+            args(&[
+                "--port",
+                "9000",
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+                "--issuer",
+                "http://idp.test:9000/",
+            ]),
+            no_env,
+        )
+        .unwrap();
+        let Command::Run(cfg) = cmd else {
+            panic!("expected run")
+        };
+        assert_eq!(cfg.port, 9000);
+        assert_eq!(cfg.issuer.as_deref(), Some("http://idp.test:9000"));
+        assert_eq!(parse(args(&["--help"]), no_env).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn env_fills_in_and_flags_win() {
+        let env = |k: &str| match k {
+            "IDP_PORT" => Some("8123".to_owned()),
+            "IDP_CLIENT_ID" => Some("env-id".to_owned()),
+            "IDP_CLIENT_SECRET" => Some("env-secret".to_owned()),
+            _ => None,
+        };
+        let Command::Run(cfg) = parse(args(&["--client-id", "flag-id"]), env).unwrap() else {
+            panic!("expected run")
+        };
+        assert_eq!(cfg.port, 8123);
+        assert_eq!(cfg.client_id, "flag-id");
+        assert_eq!(cfg.client_secret, "env-secret");
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse(args(&["--client-secret", "s"]), no_env).is_err());
+        assert!(parse(args(&["--client-id", "c"]), no_env).is_err());
+        assert!(
+            parse(
+                args(&["--client-id", "c", "--client-secret", "s", "--port", "x"]),
+                no_env
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                args(&["--client-id", "c", "--client-secret", "s", "--bogus"]),
+                no_env
+            )
+            .is_err()
+        );
+        assert!(parse(args(&["--client-id"]), no_env).is_err());
+        assert!(
+            parse(
+                args(&[
+                    "--client-id",
+                    "c",
+                    "--client-secret",
+                    "s",
+                    "--issuer",
+                    "ftp://x"
+                ]),
+                no_env
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                args(&[
+                    "--client-id",
+                    "c",
+                    "--client-secret",
+                    "s",
+                    "--issuer",
+                    "http://x/?a"
+                ]),
+                no_env
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn authority() {
+        assert_eq!(url_authority("127.0.0.1", 80), "127.0.0.1:80");
+        assert_eq!(url_authority("::1", 80), "[::1]:80");
+    }
+}
