@@ -1,1 +1,947 @@
+//! The whole app natively: a fake Google (real RS256 ID tokens, PKCE and client checks),
+//! the in-memory store, a pinned clock.
 
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jwt_compact::alg::{ModulusBits, Rsa, RsaPrivateKey, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{AlgorithmExt, Claims, Header};
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::config::tests::config;
+use crate::http::{HttpError, HttpRequest, HttpResponse};
+use crate::store::memory::MemoryStore;
+
+const T0: i64 = 1_800_000_000;
+const SITE: &str = "https://site.test";
+const CLIENT_SECRET: &str = "shh-secret";
+
+/// Runs a future that never waits (every fake answers at once).
+fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a fake would have blocked"),
+    }
+}
+
+fn provider_key() -> &'static (RsaPrivateKey, RsaPublicKey) {
+    static KEY: OnceLock<(RsaPrivateKey, RsaPublicKey)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let (sk, pk) = Rsa::generate(&mut rand::rngs::OsRng, ModulusBits::TwoKibibytes).unwrap();
+        (sk.into_inner(), pk.into_inner())
+    })
+}
+
+/// How the fake provider misbehaves for the next code.
+#[derive(Clone, Default)]
+struct Twist {
+    token_status: Option<u16>,
+    no_id_token: bool,
+    unreachable: bool,
+}
+
+/// A Google stand-in that checks what Google checks.
+#[derive(Default)]
+struct FakeGoogle {
+    pending: RefCell<Vec<(String, String, String, serde_json::Value)>>, // code, challenge, redirect, claims
+    twist: RefCell<Twist>,
+    jwks_fetches: Cell<usize>,
+    now: Cell<i64>,
+}
+
+impl FakeGoogle {
+    fn id_token(&self, claims: &serde_json::Value) -> String {
+        let header = Header::empty().with_key_id("g1").with_token_type("JWT");
+        Rsa::rs256()
+            .token(&header, &Claims::new(claims.clone()), &provider_key().0)
+            .unwrap()
+    }
+
+    fn json(status: u16, body: &serde_json::Value) -> HttpResponse {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("cache-control", "public, max-age=3600")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    }
+}
+
+impl HttpClient for FakeGoogle {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let twist = self.twist.borrow().clone();
+        if twist.unreachable {
+            return Err(HttpError("connection refused".into()));
+        }
+        let uri = req.uri().to_string();
+        if uri == "https://www.googleapis.com/oauth2/v3/certs" {
+            self.jwks_fetches.set(self.jwks_fetches.get() + 1);
+            let mut jwk = serde_json::to_value(JsonWebKey::from(&provider_key().1)).unwrap();
+            jwk["kid"] = "g1".into();
+            jwk["alg"] = "RS256".into();
+            jwk["use"] = "sig".into();
+            return Ok(Self::json(200, &serde_json::json!({ "keys": [jwk] })));
+        }
+        assert_eq!(uri, "https://oauth2.googleapis.com/token");
+        assert_eq!(req.method(), http::Method::POST);
+        let basic = req.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap();
+        let basic = String::from_utf8(STANDARD.decode(basic).unwrap()).unwrap();
+        assert_eq!(
+            basic,
+            format!("client-1:{CLIENT_SECRET}"),
+            "client authentication"
+        );
+        if let Some(status) = twist.token_status {
+            return Ok(Self::json(
+                status,
+                &serde_json::json!({ "error": "server_error" }),
+            ));
+        }
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(req.body())
+                .into_owned()
+                .collect();
+        assert_eq!(form["grant_type"], "authorization_code");
+        let mut pending = self.pending.borrow_mut();
+        let Some(i) = pending.iter().position(|(c, ..)| *c == form["code"]) else {
+            return Ok(Self::json(
+                400,
+                &serde_json::json!({ "error": "invalid_grant" }),
+            ));
+        };
+        let (_, challenge, redirect, claims) = pending.remove(i);
+        assert_eq!(form["redirect_uri"], redirect);
+        let verifier_hash =
+            URL_SAFE_NO_PAD.encode(Sha256::digest(form["code_verifier"].as_bytes()));
+        if verifier_hash != challenge {
+            return Ok(Self::json(
+                400,
+                &serde_json::json!({ "error": "invalid_grant" }),
+            ));
+        }
+        let mut body = serde_json::json!({ "access_token": "ya29.x", "token_type": "Bearer", "expires_in": 3599 });
+        if !twist.no_id_token {
+            body["id_token"] = self.id_token(&claims).into();
+        }
+        Ok(Self::json(200, &body))
+    }
+}
+
+/// Deterministic randomness: each call a new counter value.
+#[derive(Default)]
+struct Counter(Cell<u8>);
+
+impl Random for Counter {
+    fn fill(&self, buf: &mut [u8]) {
+        self.0.set(self.0.get().wrapping_add(1));
+        buf.fill(self.0.get());
+    }
+}
+
+#[derive(Default)]
+struct Logs(RefCell<Vec<String>>);
+
+impl Log for Logs {
+    fn line(&self, line: &str) {
+        self.0.borrow_mut().push(line.to_owned());
+    }
+}
+
+struct World {
+    config: Config,
+    google: FakeGoogle,
+    store: MemoryStore,
+    jwks: RefCell<JwksCache>,
+    logs: Logs,
+    random: Counter,
+    now: Cell<i64>,
+}
+
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    body: String,
+    headers: HeaderMap,
+    forward: Option<Forward>,
+}
+
+impl Reply {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap()[name.len() + 1..].to_owned())
+    }
+}
+
+fn world(extra: &[(&str, &str)]) -> World {
+    let mut vars = vec![("AUTH_URL", SITE), ("ADMIN_EMAILS", "boss@example.com")];
+    vars.extend_from_slice(extra);
+    World {
+        config: config(&vars),
+        google: FakeGoogle::default(),
+        store: MemoryStore::default(),
+        jwks: RefCell::default(),
+        logs: Logs::default(),
+        random: Counter::default(),
+        now: Cell::new(T0),
+    }
+}
+
+fn google_claims(email: &str, sub: &str) -> serde_json::Value {
+    serde_json::json!({
+        "iss": "https://accounts.google.com", "aud": "client-1", "azp": "client-1", "sub": sub,
+        "email": email, "email_verified": true, "name": "Ada Lovelace",
+        "picture": "https://lh3.googleusercontent.com/a/x", "iat": T0, "exp": T0 + 3600,
+    })
+}
+
+impl World {
+    fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let req = Request {
+            method,
+            url: Url::parse(&format!("{SITE}{path_and_query}")).unwrap(),
+            headers: map,
+            body: body.as_bytes().to_vec(),
+        };
+        self.google.now.set(self.now.get());
+        let app = App {
+            config: &self.config,
+            http: &self.google,
+            store: &self.store,
+            random: &self.random,
+            jwks: &self.jwks,
+            log: &self.logs,
+            now: UnixTime(self.now.get()),
+        };
+        match run(app.handle(&req)) {
+            Outcome::Respond(r) => Reply {
+                status: r.status().as_u16(),
+                location: r
+                    .headers()
+                    .get("location")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                cookies: r
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect(),
+                body: String::from_utf8(r.body().clone()).unwrap(),
+                headers: r.headers().clone(),
+                forward: None,
+            },
+            Outcome::Forward(f) => Reply {
+                status: 0,
+                location: None,
+                cookies: f.set_cookies.clone(),
+                body: String::new(),
+                headers: HeaderMap::new(),
+                forward: Some(f),
+            },
+        }
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request(Method::GET, path, headers, "")
+    }
+
+    /// Starts a sign-in; returns the state cookie and the authorization URL.
+    fn start(&self, callback: &str) -> (String, Url) {
+        let r = self.get(&format!("/auth/login/google?callbackUrl={callback}"), &[]);
+        assert_eq!(r.status, 302);
+        (
+            r.cookie("__Host-gatehouse_state").unwrap(),
+            Url::parse(r.location.as_ref().unwrap()).unwrap(),
+        )
+    }
+
+    /// The provider's side: approves with `claims` (nonce filled from the request).
+    fn approve(&self, authorize: &Url, mut claims: serde_json::Value) -> (String, String) {
+        let q = |name: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        if claims.get("nonce").is_none() {
+            claims["nonce"] = q("nonce").into();
+        }
+        let code = format!(
+            "code-{}",
+            self.google.pending.borrow().len() + self.now.get() as usize
+        );
+        self.google.pending.borrow_mut().push((
+            code.clone(),
+            q("code_challenge"),
+            q("redirect_uri"),
+            claims,
+        ));
+        (code, q("state"))
+    }
+
+    fn callback(&self, state_cookie: &str, code: &str, state: &str) -> Reply {
+        let cookie = format!("__Host-gatehouse_state={state_cookie}");
+        self.get(
+            &format!("/auth/callback/google?code={code}&state={state}"),
+            &[("cookie", &cookie)],
+        )
+    }
+
+    fn sign_in_with(&self, claims: serde_json::Value) -> Reply {
+        let (state_cookie, authorize) = self.start("/docs/");
+        let (code, state) = self.approve(&authorize, claims);
+        self.callback(&state_cookie, &code, &state)
+    }
+
+    /// Signs in and returns the `Cookie` header value.
+    fn sign_in(&self, email: &str, sub: &str) -> String {
+        let r = self.sign_in_with(google_claims(email, sub));
+        assert_eq!(
+            r.status,
+            302,
+            "{:?} {}",
+            r.location,
+            self.logs.0.borrow().join("\n")
+        );
+        format!(
+            "__Host-gatehouse_session={}",
+            r.cookie("__Host-gatehouse_session")
+                .expect("session cookie")
+        )
+    }
+
+    fn page(&self, path: &str, cookie: &str) -> Reply {
+        self.get(path, &[("cookie", cookie), ("accept", "text/html")])
+    }
+
+    fn session_json(&self, cookie: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get("/auth/session", &[("cookie", cookie)]).body).unwrap()
+    }
+
+    fn advance(&self, secs: i64) {
+        self.now.set(self.now.get() + secs);
+    }
+
+    fn user_id(&self, cookie: &str) -> String {
+        self.session_json(cookie)["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn error_code(r: &Reply) -> &str {
+    r.location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/auth/error?error="))
+        .unwrap_or("(no error redirect)")
+}
+
+#[test]
+fn sign_in_sets_a_session_cookie_and_returns_to_the_callback_url() {
+    let w = world(&[]);
+    let r = w.sign_in_with(google_claims("ada@example.com", "111"));
+    assert_eq!((r.status, r.location.as_deref()), (302, Some("/docs/")));
+    let session = r
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-gatehouse_session="))
+        .unwrap();
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=2592000",
+    ] {
+        assert!(
+            session.split("; ").any(|a| a == attr),
+            "{attr} in {session}"
+        );
+    }
+    assert!(session.len() < 1024, "{}", session.len());
+    assert_eq!(
+        r.cookie("__Host-gatehouse_state").as_deref(),
+        Some(""),
+        "state cookie cleared"
+    );
+    let cookie = format!(
+        "__Host-gatehouse_session={}",
+        r.cookie("__Host-gatehouse_session").unwrap()
+    );
+    let s = w.session_json(&cookie);
+    assert_eq!(s["user"]["email"], "ada@example.com");
+    assert_eq!(s["user"]["role"], "user");
+    assert_eq!(s["expires"], UnixTime(T0 + 2_592_000).to_rfc3339());
+}
+
+#[test]
+fn authorization_request_asks_for_openid_with_pkce_s256_and_a_nonce() {
+    let w = world(&[]);
+    let (_, url) = w.start("/");
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        url.as_str().split('?').next(),
+        Some("https://accounts.google.com/o/oauth2/v2/auth")
+    );
+    assert_eq!(q["scope"], "openid email profile");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["redirect_uri"], "https://site.test/auth/callback/google");
+    assert!(q["nonce"].len() >= 43 && q["state"].len() >= 43);
+    assert_ne!(q["nonce"], q["state"]);
+}
+
+#[test]
+fn unsigned_visitors_are_sent_to_sign_in_and_apis_get_401() {
+    let w = world(&[]);
+    let r = w.get("/docs/?q=1", &[("accept", "text/html")]);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/auth/login?callbackUrl=%2Fdocs%2F%3Fq%3D1")
+    );
+    let r = w.get("/docs/", &[("accept", "application/json")]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    let r = w.request(Method::POST, "/docs/", &[("accept", "text/html")], "");
+    assert_eq!(r.status, 401, "a POST is never redirected");
+}
+
+#[test]
+fn hot_path_never_reads_the_store() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    for _ in 0..50 {
+        w.advance(5);
+        let r = w.page("/docs/", &cookie);
+        assert!(
+            r.forward.as_ref().is_some_and(|f| f.identity.is_some()),
+            "admitted"
+        );
+        assert!(r.cookies.is_empty(), "no renewal while the token is fresh");
+    }
+    assert_eq!(w.store.reads.get(), 0);
+}
+
+#[test]
+fn expired_token_is_renewed_with_one_read_and_the_current_role() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.role = "editor".into());
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    let f = r.forward.expect("admitted after renewal");
+    assert_eq!(f.identity.unwrap().role, "editor");
+    assert_eq!(w.store.reads.get(), 1);
+    assert_eq!(f.set_cookies.len(), 1);
+    assert!(
+        f.set_cookies[0].contains(&format!("Max-Age={}", 2_592_000 - 300)),
+        "{:?}",
+        f.set_cookies
+    );
+}
+
+#[test]
+fn parallel_tabs_renewing_the_same_token_both_stay_signed_in() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    let a = w.page("/docs/", &cookie);
+    let b = w.page("/docs/", &cookie);
+    assert!(a.forward.is_some() && b.forward.is_some());
+    let renewed = format!(
+        "__Host-gatehouse_session={}",
+        a.cookie("__Host-gatehouse_session").unwrap()
+    );
+    assert!(w.page("/docs/", &renewed).forward.is_some());
+}
+
+#[test]
+fn revoked_session_ends_at_the_next_renewal() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let other = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &cookie), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
+    assert!(
+        r.cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-gatehouse_session=;") && c.contains("Max-Age=0"))
+    );
+    // Within the interval a copy of the token still works (the documented bound)...
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    w.advance(300);
+    // ...after it, renewal refuses it; the other session is untouched.
+    let r = w.page("/docs/", &cookie);
+    assert_eq!(r.status, 302);
+    assert!(
+        r.cookies.iter().any(|c| c.contains("Max-Age=0")),
+        "cookie cleared"
+    );
+    assert!(w.page("/docs/", &other).forward.is_some());
+}
+
+#[test]
+fn sign_out_everywhere_ends_every_session_of_the_user() {
+    let w = world(&[]);
+    let a = w.sign_in("ada@example.com", "111");
+    let b = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &a)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout?all=1",
+        &[("cookie", &a), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!(r.status, 303);
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &b).status, 302);
+}
+
+#[test]
+fn disabled_user_is_out_within_the_interval() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.disabled_at = Some(T0));
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &cookie).status, 302);
+    let r = w.sign_in_with(google_claims("ada@example.com", "111"));
+    assert_eq!(error_code(&r), "AccessDenied");
+}
+
+#[test]
+fn sign_out_without_csrf_token_or_from_another_site_changes_nothing() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let good = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    for (headers, body) in [
+        (
+            vec![("cookie", cookie.as_str()), ("origin", SITE)],
+            String::new(),
+        ),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", SITE)],
+            "csrfToken=forged".to_owned(),
+        ),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", "https://evil.test")],
+            good.clone(),
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            good.clone(),
+        ),
+        (vec![("cookie", cookie.as_str())], good.clone()),
+    ] {
+        let r = w.request(Method::POST, "/auth/logout", &headers, &body);
+        assert_eq!(r.status, 403, "{headers:?} {body}");
+        assert!(r.cookies.is_empty());
+    }
+    let r = w.get("/auth/logout", &[("cookie", &cookie)]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("name=\"csrfToken\""), "{}", r.body);
+    w.advance(300);
+    assert!(
+        w.page("/docs/", &cookie).forward.is_some(),
+        "still signed in"
+    );
+}
+
+#[test]
+fn same_person_signing_in_twice_is_one_user() {
+    let w = world(&[]);
+    let a = w.sign_in("ada@example.com", "111");
+    let b = w.sign_in("ADA@example.com", "111");
+    assert_eq!(w.store.user_count(), 1);
+    assert_eq!(w.user_id(&a), w.user_id(&b));
+}
+
+#[test]
+fn new_google_account_with_a_taken_email_is_not_linked() {
+    let w = world(&[]);
+    w.sign_in("ada@example.com", "111");
+    let r = w.sign_in_with(google_claims("ada@example.com", "222"));
+    assert_eq!(error_code(&r), "OAuthAccountNotLinked");
+    assert!(r.cookie("__Host-gatehouse_session").is_none());
+    assert_eq!(w.store.user_count(), 1);
+}
+
+#[test]
+fn admin_emails_get_the_admin_role() {
+    let w = world(&[]);
+    let cookie = w.sign_in("boss@example.com", "900");
+    assert_eq!(w.session_json(&cookie)["user"]["role"], "admin");
+}
+
+#[test]
+fn role_paths_need_their_role() {
+    let w = world(&[("ROLE_PATHS", "/admin/*=admin")]);
+    let user = w.sign_in("ada@example.com", "111");
+    let boss = w.sign_in("boss@example.com", "900");
+    assert_eq!(w.page("/admin/", &user).status, 403);
+    let r = w.get(
+        "/admin/x",
+        &[("cookie", &user), ("accept", "application/json")],
+    );
+    assert_eq!(
+        (r.status, r.body.contains("\"requiredRole\":\"admin\"")),
+        (403, true)
+    );
+    assert!(w.page("/admin/", &boss).forward.is_some());
+    assert!(w.page("/docs/", &user).forward.is_some());
+}
+
+#[test]
+fn public_paths_pass_without_touching_sessions() {
+    let w = world(&[("PUBLIC_PATHS", "/public/*")]);
+    let r = w.get(
+        "/public/a.html",
+        &[
+            ("accept", "text/html"),
+            ("cookie", "__Host-gatehouse_session=garbage"),
+        ],
+    );
+    assert_eq!(
+        r.forward,
+        Some(Forward {
+            identity: None,
+            set_cookies: vec![]
+        })
+    );
+}
+
+#[test]
+fn tampered_and_foreign_cookies_are_refused_and_cleared() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let mut tampered = cookie.clone().into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let other_site = world(&[("AUTH_URL", "https://other.test")]).sign_in("ada@example.com", "111");
+    for c in [
+        tampered.as_str(),
+        other_site.as_str(),
+        "__Host-gatehouse_session=%%%",
+        "__Host-gatehouse_session=a.b.c",
+    ] {
+        let r = w.page("/docs/", c);
+        assert_eq!(r.status, 302, "{c}");
+        assert!(r.cookies.iter().any(|k| k.contains("Max-Age=0")), "{c}");
+        assert_eq!(w.session_json(c), serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn bearer_tokens_work_for_apis_but_are_never_renewed() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let bearer = format!("Bearer {token}");
+    assert!(
+        w.get("/api/x", &[("authorization", &bearer)])
+            .forward
+            .is_some()
+    );
+    w.advance(300);
+    let r = w.get("/api/x", &[("authorization", &bearer)]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(w.store.reads.get(), 0);
+}
+
+#[test]
+fn id_token_failures_end_on_the_callback_error_without_a_session() {
+    type Twister = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Twister)> = vec![
+        ("wrong nonce", Box::new(|c| c["nonce"] = "other".into())),
+        (
+            "wrong issuer",
+            Box::new(|c| c["iss"] = "https://evil.test".into()),
+        ),
+        ("wrong audience", Box::new(|c| c["aud"] = "client-2".into())),
+        (
+            "several audiences without azp",
+            Box::new(|c| {
+                c["aud"] = serde_json::json!(["client-1", "client-2"]);
+                c.as_object_mut().unwrap().remove("azp");
+            }),
+        ),
+        ("foreign azp", Box::new(|c| c["azp"] = "client-2".into())),
+        ("expired", Box::new(|c| c["exp"] = (T0 - 61).into())),
+        (
+            "issued in the future",
+            Box::new(|c| c["iat"] = (T0 + 61).into()),
+        ),
+        (
+            "no email",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("email");
+            }),
+        ),
+    ];
+    for (name, twist) in cases {
+        let w = world(&[]);
+        let mut claims = google_claims("ada@example.com", "111");
+        let (state_cookie, authorize) = w.start("/");
+        let q = |n: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == n)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        claims["nonce"] = q("nonce").into();
+        twist(&mut claims);
+        let (code, state) = w.approve(&authorize, claims);
+        let r = w.callback(&state_cookie, &code, &state);
+        assert_eq!(error_code(&r), "OAuthCallbackError", "{name}");
+        assert!(r.cookie("__Host-gatehouse_session").is_none(), "{name}");
+        assert_eq!(w.store.user_count(), 0, "{name}");
+    }
+}
+
+#[test]
+fn unverified_email_is_not_trusted() {
+    let w = world(&[]);
+    let mut claims = google_claims("ada@example.com", "111");
+    claims["email_verified"] = false.into();
+    let r = w.sign_in_with(claims);
+    assert_eq!(error_code(&r), "AccessDenied");
+    assert_eq!(w.store.user_count(), 0);
+}
+
+#[test]
+fn allowlists_admit_listed_emails_and_domains_only() {
+    let w = world(&[
+        ("ALLOWED_EMAIL_DOMAINS", "example.com"),
+        ("ALLOWED_EMAILS", "guest@other.test"),
+    ]);
+    assert_eq!(
+        w.sign_in_with(google_claims("ada@example.com", "1")).status,
+        302
+    );
+    assert_eq!(
+        w.sign_in_with(google_claims("Guest@Other.test", "2"))
+            .location
+            .as_deref(),
+        Some("/docs/")
+    );
+    for email in [
+        "eve@evil.test",
+        "eve@example.com.evil.test",
+        "eve@sub.example.com",
+    ] {
+        let r = w.sign_in_with(google_claims(email, "3"));
+        assert_eq!(error_code(&r), "AccessDenied", "{email}");
+    }
+    assert_eq!(w.store.user_count(), 2);
+}
+
+#[test]
+fn provider_failures_end_cleanly_and_logs_hold_no_secrets() {
+    for (name, twist) in [
+        (
+            "token endpoint 500",
+            Twist {
+                token_status: Some(500),
+                ..Twist::default()
+            },
+        ),
+        (
+            "no id_token",
+            Twist {
+                no_id_token: true,
+                ..Twist::default()
+            },
+        ),
+        (
+            "unreachable",
+            Twist {
+                unreachable: true,
+                ..Twist::default()
+            },
+        ),
+    ] {
+        let w = world(&[]);
+        *w.google.twist.borrow_mut() = twist;
+        let (state_cookie, authorize) = w.start("/");
+        let (code, state) = w.approve(&authorize, google_claims("ada@example.com", "1"));
+        let r = w.callback(&state_cookie, &code, &state);
+        assert_eq!(error_code(&r), "OAuthCallbackError", "{name}");
+        assert_eq!(
+            r.cookie("__Host-gatehouse_state").as_deref(),
+            Some(""),
+            "{name}: state cleared"
+        );
+        let logs = w.logs.0.borrow().join("\n");
+        assert!(logs.contains("signin_failed"), "{name}: {logs}");
+        for secret in [
+            code.as_str(),
+            CLIENT_SECRET,
+            state.as_str(),
+            state_cookie.as_str(),
+        ] {
+            assert!(!logs.contains(secret), "{name}: log leaks {secret}");
+        }
+    }
+}
+
+#[test]
+fn state_must_match_and_be_present() {
+    let w = world(&[]);
+    let (state_cookie, authorize) = w.start("/");
+    let (code, _) = w.approve(&authorize, google_claims("ada@example.com", "1"));
+    assert_eq!(
+        error_code(&w.callback(&state_cookie, &code, "forged")),
+        "OAuthCallbackError"
+    );
+    let r = w.get(&format!("/auth/callback/google?code={code}&state=x"), &[]);
+    assert_eq!(error_code(&r), "OAuthCallbackError");
+    assert_eq!(
+        w.google.jwks_fetches.get(),
+        0,
+        "no code redeemed before the state check"
+    );
+}
+
+#[test]
+fn provider_error_on_the_callback_is_a_callback_error() {
+    let w = world(&[]);
+    let (state_cookie, authorize) = w.start("/");
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let cookie = format!("__Host-gatehouse_state={state_cookie}");
+    let r = w.get(
+        &format!("/auth/callback/google?error=access_denied&state={state}"),
+        &[("cookie", &cookie)],
+    );
+    assert_eq!(error_code(&r), "OAuthCallbackError");
+    assert!(r.cookie("__Host-gatehouse_session").is_none());
+}
+
+#[test]
+fn store_failures_never_give_a_session() {
+    let w = world(&[]);
+    w.store.broken.set(true);
+    let r = w.sign_in_with(google_claims("ada@example.com", "1"));
+    assert_eq!(error_code(&r), "Configuration");
+    assert!(r.cookie("__Host-gatehouse_session").is_none());
+    w.store.broken.set(false);
+    let cookie = w.sign_in("ada@example.com", "1");
+    w.store.broken.set(true);
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    assert_eq!(r.status, 302, "no session while D1 is down");
+    assert!(r.cookies.is_empty(), "but the cookie is kept for later");
+}
+
+#[test]
+fn jwks_is_fetched_once_and_cached() {
+    let w = world(&[]);
+    w.sign_in("a@example.com", "1");
+    w.sign_in("b@example.com", "2");
+    assert_eq!(w.google.jwks_fetches.get(), 1);
+}
+
+#[test]
+fn auth_pages_are_never_cached_and_carry_a_strict_csp() {
+    let w = world(&[]);
+    for path in [
+        "/auth/login",
+        "/auth/error?error=AccessDenied",
+        "/auth/logout",
+        "/auth/session",
+    ] {
+        let r = w.get(path, &[]);
+        assert_eq!(r.headers["cache-control"], "no-store", "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+    }
+    let r = w.get(
+        "/auth/login?error=%3Cscript%3E&callbackUrl=%22%3E%3Cscript%3E",
+        &[],
+    );
+    assert!(
+        r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(!r.body.contains("<script>"), "{}", r.body);
+    assert_eq!(w.get("/auth/error?error=AccessDenied", &[]).status, 403);
+    assert_eq!(w.get("/auth/error?error=Configuration", &[]).status, 500);
+    assert_eq!(
+        w.get("/auth/error?error=OAuthCallbackError", &[]).status,
+        400
+    );
+}
+
+#[test]
+fn private_cache_control_keeps_stricter_directives() {
+    assert_eq!(private_cache_control(None), "private");
+    assert_eq!(
+        private_cache_control(Some("public, max-age=3600")),
+        "private, max-age=3600"
+    );
+    assert_eq!(private_cache_control(Some("no-store")), "private, no-store");
+    assert_eq!(
+        private_cache_control(Some("s-maxage=60, max-age=0, must-revalidate")),
+        "private, max-age=0, must-revalidate"
+    );
+}

@@ -259,6 +259,5 @@ pub fn allowed(config: &Config, email: &str) -> bool {
     {
         return false;
     }
-    config.allowed_emails.contains(&email)
-        || config.allowed_domains.iter().any(|d| d == domain)
+    config.allowed_emails.contains(&email) || config.allowed_domains.iter().any(|d| d == domain)
 }
