@@ -370,4 +370,142 @@ mod tests {
                 .is_ok()
         );
     }
+
+    const ED_SEED: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    fn ed_keys(with_hs: bool) -> KeySet {
+        // RFC 8037 Appendix A.1 key pair.
+        let hs = if with_hs {
+            format!(
+                r#",{{"kty":"oct","kid":"k1","k":"{}"}}"#,
+                URL_SAFE_NO_PAD.encode([1u8; 32])
+            )
+        } else {
+            String::new()
+        };
+        KeySet::from_jwk_set(&format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"ed1","d":"{ED_SEED}","x":"{ED_X}"}}{hs}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn eddsa_sessions_verify_and_only_public_parts_are_published() {
+        let keys = ed_keys(true);
+        let t = issue(&keys, claims(), NOW, 300).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(t.split('.').next().unwrap())
+            .unwrap();
+        assert!(
+            String::from_utf8(header)
+                .unwrap()
+                .contains(r#""alg":"EdDSA""#)
+        );
+        assert!(matches!(
+            verify(&keys, UntrustedSession(&t), ORIGIN, NOW),
+            Ok(Verified::Current(_))
+        ));
+        let jwks = keys.public_jwks().to_string();
+        assert!(
+            jwks.contains(ED_X) && jwks.contains(r#""kid":"ed1""#),
+            "{jwks}"
+        );
+        assert!(!jwks.contains(ED_SEED), "private part published: {jwks}");
+        assert!(
+            !jwks.contains(r#""oct""#),
+            "symmetric key published: {jwks}"
+        );
+    }
+
+    #[test]
+    fn rfc_8037_a_4_ed25519_signature_verifies() {
+        // RFC 8037 Appendix A.4: the JWS of "Example of Ed25519 signing".
+        use jwt_compact::{Algorithm, AlgorithmSignature, alg::Ed25519};
+        let pk =
+            ed25519_compact::PublicKey::from_slice(&URL_SAFE_NO_PAD.decode(ED_X).unwrap()).unwrap();
+        let sig = URL_SAFE_NO_PAD
+            .decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg")
+            .unwrap();
+        let sig = ed25519_compact::Signature::try_from_slice(&sig).unwrap();
+        assert!(Ed25519.verify_signature(
+            &sig,
+            &pk,
+            b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
+        ));
+    }
+
+    #[test]
+    fn hs256_token_keyed_with_an_eddsa_public_key_is_refused() {
+        use jwt_compact::alg::{Hs256, Hs256Key};
+        use jwt_compact::{AlgorithmExt, Header};
+        let mut jwt = Claims::new(claims());
+        jwt.issued_at = Some(NOW.to_chrono());
+        jwt.expiration = Some(NOW.plus(300).to_chrono());
+        let header = Header::empty().with_key_id("ed1").with_token_type("JWT");
+        let forged = Hs256
+            .token(
+                &header,
+                &jwt,
+                &Hs256Key::new(URL_SAFE_NO_PAD.decode(ED_X).unwrap()),
+            )
+            .unwrap();
+        let got = verify(&ed_keys(false), UntrustedSession(&forged), ORIGIN, NOW);
+        assert_eq!(got, Err(Reject::Key(KeyReject::WrongAlg)));
+    }
+
+    #[test]
+    fn key_rotation_logs_no_one_out_until_the_old_key_is_removed() {
+        let k = |byte: u8| URL_SAFE_NO_PAD.encode([byte; 32]);
+        let set = |kids: &[(&str, u8)]| {
+            let keys: Vec<String> = kids
+                .iter()
+                .map(|(kid, b)| format!(r#"{{"kty":"oct","kid":"{kid}","k":"{}"}}"#, k(*b)))
+                .collect();
+            KeySet::from_jwk_set(&format!(r#"{{"keys":[{}]}}"#, keys.join(","))).unwrap()
+        };
+        let old_token = issue(&set(&[("old", 1)]), claims(), NOW, 300).unwrap();
+        // Step 1: a new first key; the old one stays to verify.
+        let rotated = set(&[("new", 2), ("old", 1)]);
+        assert!(verify(&rotated, UntrustedSession(&old_token), ORIGIN, NOW).is_ok());
+        let new_token = issue(&rotated, claims(), NOW, 300).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(new_token.split('.').next().unwrap())
+            .unwrap();
+        assert!(
+            String::from_utf8(header)
+                .unwrap()
+                .contains(r#""kid":"new""#)
+        );
+        // Step 2: the old key removed; its tokens are refused, new ones still pass.
+        let done = set(&[("new", 2)]);
+        assert_eq!(
+            verify(&done, UntrustedSession(&old_token), ORIGIN, NOW),
+            Err(Reject::Key(KeyReject::UnknownKid))
+        );
+        assert!(verify(&done, UntrustedSession(&new_token), ORIGIN, NOW).is_ok());
+    }
+
+    #[test]
+    fn key_sets_with_mismatched_or_missing_private_parts_are_refused() {
+        let other_x = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        for bad in [
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"e","x":"{ED_X}"}}]}}"#),
+            format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"e","d":"{ED_SEED}","x":"{other_x}"}}]}}"#
+            ),
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"X25519","kid":"e","x":"{ED_X}"}}]}}"#),
+            format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"e","alg":"HS256","d":"{ED_SEED}","x":"{ED_X}"}}]}}"#
+            ),
+        ] {
+            assert!(KeySet::from_jwk_set(&bad).is_err(), "{bad}");
+        }
+        // A verify-only EdDSA key is fine after the signing key.
+        let ok = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"h","k":"{}"}},{{"kty":"OKP","crv":"Ed25519","kid":"e","x":"{ED_X}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode([1u8; 32])
+        );
+        assert!(KeySet::from_jwk_set(&ok).is_ok());
+    }
 }

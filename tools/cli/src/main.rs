@@ -1,0 +1,218 @@
+//! `gatehouse`: the site owner's command line.
+//!
+//! ```text
+//! gatehouse keygen [--alg hs256|eddsa] [--kid ID]            print a new SESSION_KEYS JWK Set
+//! gatehouse keygen --rotate [--alg …] [--kid ID] < old.json  print old.json with a new first key
+//! ```
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwt_compact::jwk::JsonWebKey;
+use serde_json::{Value, json};
+
+const USAGE: &str = "usage:
+  gatehouse keygen [--alg hs256|eddsa] [--kid ID]             print a new SESSION_KEYS JWK Set
+  gatehouse keygen --rotate [--alg hs256|eddsa] [--kid ID]    read a JWK Set on stdin, print it with a new first key
+
+Store the output as a secret: gatehouse keygen | npx wrangler secret put SESSION_KEYS";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alg {
+    Hs256,
+    EdDsa,
+}
+
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| format!("no random source: {e}"))?;
+    Ok(buf)
+}
+
+/// A new key: 32 random bytes for HS256 (RFC 7518 3.2: at least the hash size), or an
+/// Ed25519 key pair from a 32-byte random seed.
+fn new_key(alg: Alg, kid: &str) -> Result<Value, String> {
+    let mut jwk = match alg {
+        Alg::Hs256 => json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(random::<32>()?) }),
+        Alg::EdDsa => {
+            let pair =
+                ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(random::<32>()?));
+            serde_json::to_value(JsonWebKey::from(&pair.sk)).map_err(|e| e.to_string())?
+        }
+    };
+    let map = jwk.as_object_mut().ok_or("a JWK is an object")?;
+    map.insert("kid".into(), kid.into());
+    map.insert(
+        "alg".into(),
+        if alg == Alg::Hs256 { "HS256" } else { "EdDSA" }.into(),
+    );
+    map.insert("use".into(), "sig".into());
+    Ok(jwk)
+}
+
+fn default_kid() -> Result<String, String> {
+    Ok(format!("k-{}", URL_SAFE_NO_PAD.encode(random::<6>()?)))
+}
+
+fn keygen(
+    args: &[String],
+    stdin: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    let mut alg = Alg::Hs256;
+    let mut kid = None;
+    let mut rotate = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--alg" => {
+                alg = match it.next().map(|s| s.to_ascii_lowercase()).as_deref() {
+                    Some("hs256") => Alg::Hs256,
+                    Some("eddsa" | "ed25519") => Alg::EdDsa,
+                    _ => return Err("--alg takes hs256 or eddsa".into()),
+                }
+            }
+            "--kid" => kid = Some(it.next().ok_or("--kid takes a value")?.clone()),
+            "--rotate" => rotate = true,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let mut keys: Vec<Value> = if rotate {
+        let old: Value = serde_json::from_str(&stdin()?)
+            .map_err(|_| "stdin is not JSON (expected a JWK Set)")?;
+        old.get("keys")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or("stdin is not a JWK Set: no \"keys\" array")?
+    } else {
+        Vec::new()
+    };
+    let kid = match kid {
+        Some(k) => k,
+        None => default_kid()?,
+    };
+    if keys
+        .iter()
+        .any(|k| k.get("kid").and_then(Value::as_str) == Some(kid.as_str()))
+    {
+        return Err(format!("kid {kid:?} is already in the set"));
+    }
+    keys.insert(0, new_key(alg, &kid)?);
+    Ok(json!({ "keys": keys }).to_string())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("keygen") => keygen(&args[1..], || {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            Ok(s)
+        }),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command {other}")),
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn no_stdin() -> Result<String, String> {
+        panic!("stdin read without --rotate")
+    }
+
+    #[test]
+    fn hs256_key_is_32_random_bytes_with_kid_and_alg() {
+        let a: Value =
+            serde_json::from_str(&keygen(&args(&["--kid", "one"]), no_stdin).unwrap()).unwrap();
+        let b: Value = serde_json::from_str(&keygen(&args(&[]), no_stdin).unwrap()).unwrap();
+        let key = &a["keys"][0];
+        assert_eq!(
+            (
+                key["kty"].as_str(),
+                key["alg"].as_str(),
+                key["kid"].as_str()
+            ),
+            (Some("oct"), Some("HS256"), Some("one"))
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(key["k"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_ne!(a["keys"][0]["k"], b["keys"][0]["k"]);
+        assert_ne!(b["keys"][0]["kid"], "one");
+    }
+
+    #[test]
+    fn eddsa_key_has_matching_private_and_public_parts() {
+        let set: Value =
+            serde_json::from_str(&keygen(&args(&["--alg", "eddsa"]), no_stdin).unwrap()).unwrap();
+        let key = &set["keys"][0];
+        assert_eq!(
+            (
+                key["kty"].as_str(),
+                key["crv"].as_str(),
+                key["alg"].as_str()
+            ),
+            (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+        );
+        let jwk: JsonWebKey<'_> = serde_json::from_value(key.clone()).unwrap();
+        let sk = ed25519_compact::SecretKey::try_from(&jwk).expect("d matches x");
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap(),
+            sk.public_key().to_vec()
+        );
+    }
+
+    #[test]
+    fn rotate_puts_a_new_key_first_and_keeps_the_old_ones() {
+        let old = keygen(&args(&["--kid", "old"]), no_stdin).unwrap();
+        let new: Value = serde_json::from_str(
+            &keygen(&args(&["--rotate", "--kid", "new"]), || Ok(old.clone())).unwrap(),
+        )
+        .unwrap();
+        let kids: Vec<_> = new["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["new", "old"]);
+        let old: Value = serde_json::from_str(&old).unwrap();
+        assert_eq!(new["keys"][1], old["keys"][0]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(keygen(&args(&["--rotate"]), || Ok("nope".into())).is_err());
+        assert!(keygen(&args(&["--rotate"]), || Ok("{}".into())).is_err());
+        assert!(keygen(&args(&["--alg", "rs256"]), no_stdin).is_err());
+        assert!(keygen(&args(&["--kid"]), no_stdin).is_err());
+        let old = keygen(&args(&["--kid", "k"]), no_stdin).unwrap();
+        assert!(keygen(&args(&["--rotate", "--kid", "k"]), || Ok(old.clone())).is_err());
+    }
+}
