@@ -84,6 +84,8 @@ pub struct Forward {
     pub identity: Option<Identity>,
     /// `Set-Cookie` values to add to the site's response (a renewed session).
     pub set_cookies: Vec<String>,
+    /// The session came as `Authorization: Bearer`: remove it, the site never sees the token.
+    pub strip_authorization: bool,
 }
 
 /// The app's answer.
@@ -126,6 +128,8 @@ struct Found {
     set_cookie: Option<String>,
     /// A bearer token was sent but is not (or no longer) valid.
     bad_bearer: bool,
+    /// The session came from `Authorization: Bearer`.
+    from_bearer: bool,
 }
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
@@ -359,13 +363,12 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     /// The session of a request: a bearer token (never renewed), else the cookie (renewed
     /// with one D1 read once its token has expired).
     async fn find_session(&self, req: &Request, site: &Site) -> Found {
-        if let Some(auth) = req.header(header::AUTHORIZATION) {
-            let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
-                return Found {
-                    bad_bearer: true,
-                    ..Found::default()
-                };
-            };
+        // Another scheme (e.g. Basic for the site itself) is not ours: fall back to the cookie.
+        let bearer = req
+            .header(header::AUTHORIZATION)
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(token) = bearer {
             return match token::verify(
                 &self.config.keys,
                 UntrustedSession(token),
@@ -374,6 +377,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             ) {
                 Ok(Verified::Current(session)) => Found {
                     session: Some(session),
+                    from_bearer: true,
                     ..Found::default()
                 },
                 Ok(Verified::Expired(_)) | Err(_) => Found {
@@ -469,6 +473,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             session: Some(session),
             set_cookie: Some(cookies::set(Jar::Session, site, &token, max_age)),
             bad_bearer: false,
+            from_bearer: false,
         }
     }
 
@@ -478,6 +483,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             return Outcome::Forward(Forward {
                 identity: None,
                 set_cookies: Vec::new(),
+                strip_authorization: false,
             });
         }
         let found = self.find_session(req, site).await;
@@ -492,6 +498,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 return Outcome::Forward(Forward {
                     identity,
                     set_cookies,
+                    strip_authorization: found.from_bearer,
                 });
             }
             Decision::NeedSession if req.is_navigation() => {

@@ -652,7 +652,8 @@ fn public_paths_pass_without_touching_sessions() {
         r.forward,
         Some(Forward {
             identity: None,
-            set_cookies: vec![]
+            set_cookies: vec![],
+            strip_authorization: false,
         })
     );
 }
@@ -685,11 +686,20 @@ fn bearer_tokens_work_for_apis_but_are_never_renewed() {
     let cookie = w.sign_in("ada@example.com", "111");
     let token = cookie.split_once('=').unwrap().1.to_owned();
     let bearer = format!("Bearer {token}");
+    let f = w
+        .get("/api/x", &[("authorization", &bearer)])
+        .forward
+        .unwrap();
     assert!(
-        w.get("/api/x", &[("authorization", &bearer)])
-            .forward
-            .is_some()
+        f.strip_authorization,
+        "the site never sees the session token"
     );
+    // Another scheme is the site's own business: the cookie still decides.
+    let r = w.get(
+        "/api/x",
+        &[("authorization", "Basic dTpw"), ("cookie", &cookie)],
+    );
+    assert!(r.forward.is_some_and(|f| !f.strip_authorization));
     w.advance(300);
     let r = w.get("/api/x", &[("authorization", &bearer)]);
     assert_eq!(r.status, 401);

@@ -161,7 +161,10 @@ async fn forward_to_site(
     for (name, value) in req.headers().entries() {
         let lower = name.to_ascii_lowercase();
         // Identity headers are always set by us, never passed from the visitor.
-        if lower.starts_with("x-auth-") || lower == "cookie" {
+        if lower.starts_with("x-auth-")
+            || lower == "cookie"
+            || (lower == "authorization" && forward.strip_authorization)
+        {
             continue;
         }
         headers.append(&name, &value)?;
