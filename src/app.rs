@@ -809,7 +809,9 @@ fn html_response(status: StatusCode, body: String) -> Response {
 /// Headers every auth response carries: never cached, never sniffed, never framed, and no
 /// `Referer` (the callback URL holds a code).
 fn harden(h: &mut HeaderMap) {
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Only the public key set (`/auth/jwks.json`) chooses its own caching.
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -943,6 +943,15 @@ fn auth_pages_are_never_cached_and_carry_a_strict_csp() {
 }
 
 #[test]
+fn public_key_set_is_cacheable_and_never_holds_a_symmetric_key() {
+    let w = world(&[]);
+    let r = w.get("/auth/jwks.json", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["cache-control"], "public, max-age=300");
+    assert_eq!(r.body, r#"{"keys":[]}"#);
+}
+
+#[test]
 fn private_cache_control_keeps_stricter_directives() {
     assert_eq!(private_cache_control(None), "private");
     assert_eq!(
