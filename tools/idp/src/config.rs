@@ -32,7 +32,11 @@ Local Google-compatible OpenID Connect provider for development and tests. Not G
   --client-secret SECRET that client's secret                           env IDP_CLIENT_SECRET
   --issuer URL           iss and endpoint base (default http://HOST:PORT)
 
-Prints `gatehouse-idp listening on http://HOST:PORT` to stdout when ready.";
+Prints `gatehouse-idp listening on http://HOST:PORT` to stdout when ready.
+
+For tests: test_email=… on the authorization request approves at once, test_twist=NAME makes that
+sign-in hostile (bad ID token or token response), and /_control/ (rotate, jwks, jwks_max_age,
+reset, stats, twists) changes the whole provider. The crate docs (src/lib.rs) list them all.";
 
 /// Parses the arguments (without the program name); `env` reads environment variables, which
 /// fill in what the flags leave out.

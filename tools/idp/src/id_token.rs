@@ -3,12 +3,15 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use jwt_compact::alg::{Hs256, Hs256Key, Rsa};
 use jwt_compact::jwk::JsonWebKey;
-use jwt_compact::{AlgorithmExt as _, Claims, Header, alg::Rsa};
+use jwt_compact::{AlgorithmExt as _, Claims, Header};
 use rsa::RsaPrivateKey;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+
+use crate::twist::{Kind, Twist};
 
 /// The person who signs in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,23 +117,46 @@ impl Scopes {
     }
 }
 
-/// How the ID token of one sign-in is made. Stored with each authorization code and read by
-/// [`build_id_token`]. Only honest issuance exists today; a hostile mode (sign with a foreign key,
-/// `alg: none`, wrong `iss`/`aud`, expired token, stall at the token endpoint) adds its per-login
-/// switches here.
+/// How the ID token of one sign-in is made, and how the token endpoint answers for it. Stored
+/// with each authorization code and read by [`build_id_token`] and the token endpoint.
+/// `twists` is empty for an honest sign-in (see [`crate::twist`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issuance {
     /// `exp - iat`, seconds.
     pub lifetime_secs: i64,
+    /// Hostile-mode switches, sorted, at most one per slot.
+    pub twists: Vec<Twist>,
 }
 
 impl Default for Issuance {
     fn default() -> Self {
         Self {
             lifetime_secs: 3600,
+            twists: Vec::new(),
         }
     }
 }
+
+impl Issuance {
+    /// Whether `twist` is asked for.
+    pub fn has(&self, twist: Twist) -> bool {
+        self.twists.contains(&twist)
+    }
+
+    /// The twist of `kind` (signing or token endpoint have one slot each), if any.
+    pub fn twist_of(&self, kind: Kind) -> Option<Twist> {
+        self.twists.iter().copied().find(|t| t.kind() == kind)
+    }
+}
+
+/// `iss` of the `wrong_iss` twist.
+pub const EVIL_ISSUER: &str = "https://evil.example";
+/// `aud` of the `wrong_aud` twist.
+pub const WRONG_AUDIENCE: &str = "someone-else.apps.googleusercontent.com";
+/// The second audience (and the wrong `azp`) of the `aud_array_*` and `wrong_azp` twists.
+pub const OTHER_CLIENT: &str = "other-client";
+/// `id_token` of the `garbage` twist.
+pub const GARBAGE_ID_TOKEN: &str = "not-a-jwt";
 
 /// The RSA key that signs ID tokens.
 pub struct SigningKey {
@@ -171,12 +197,33 @@ impl SigningKey {
 
     /// Signs `claims` as an RS256 JWT with header `{"alg":"RS256","kid":…,"typ":"JWT"}`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
-        let header = Header::empty()
-            .with_key_id(self.kid.clone())
-            .with_token_type("JWT");
-        Rsa::rs256()
-            .token(&header, &Claims::new(claims), &self.key)
+        self.sign_with(&Rsa::rs256(), Some(&self.kid), claims)
+    }
+
+    /// Signs `claims` with this key as `alg` (RS256, RS512, PS256, …), naming `kid` (or no key)
+    /// in the header.
+    pub fn sign_with<T: Serialize>(
+        &self,
+        alg: &Rsa,
+        kid: Option<&str>,
+        claims: &T,
+    ) -> Result<String, String> {
+        let mut header = Header::empty().with_token_type("JWT");
+        if let Some(kid) = kid {
+            header = header.with_key_id(kid.to_owned());
+        }
+        alg.token(&header, &Claims::new(claims), &self.key)
             .map_err(|e| format!("signing failed: {e}"))
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo), the bytes a confused verifier would use as
+    /// an HMAC secret.
+    pub fn public_pem(&self) -> Result<String, String> {
+        use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+        self.key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| format!("PEM encoding failed: {e}"))
     }
 }
 
@@ -255,9 +302,139 @@ pub fn id_token_claims<'a>(input: &TokenInput<'a>) -> IdTokenClaims<'a> {
     }
 }
 
-/// Builds and signs the ID token for one sign-in.
-pub fn build_id_token(key: &SigningKey, input: &TokenInput<'_>) -> Result<String, String> {
-    key.sign(&id_token_claims(input))
+/// The claims for `input` as JSON, with the claim twists of its issuance applied.
+pub fn twisted_claims(input: &TokenInput<'_>) -> Result<Value, String> {
+    let mut value =
+        serde_json::to_value(id_token_claims(input)).map_err(|e| format!("claims: {e}"))?;
+    let Some(claims) = value.as_object_mut() else {
+        return Err("claims are not an object".into());
+    };
+    let now = input.now.timestamp();
+    let lifetime = input.issuance.lifetime_secs;
+    let mut set = |name: &str, v: Value| {
+        claims.insert(name.to_owned(), v);
+    };
+    for twist in &input.issuance.twists {
+        match twist {
+            Twist::WrongIss => set("iss", EVIL_ISSUER.into()),
+            Twist::WrongAud => set("aud", WRONG_AUDIENCE.into()),
+            Twist::AudArrayWithAzp | Twist::AudArrayNoAzp => {
+                set("aud", json!([input.client_id, OTHER_CLIENT]));
+            }
+            Twist::AudArrayWrongAzp => {
+                set("aud", json!([input.client_id, OTHER_CLIENT]));
+                set("azp", OTHER_CLIENT.into());
+            }
+            Twist::WrongAzp => set("azp", OTHER_CLIENT.into()),
+            Twist::Expired => {
+                set("iat", (now - 3720).into());
+                set("exp", (now - 120).into());
+            }
+            Twist::ExpiredWithinLeeway => {
+                set("iat", (now - 30 - lifetime).into());
+                set("exp", (now - 30).into());
+            }
+            Twist::IatFuture => {
+                set("iat", (now + 300).into());
+                set("exp", (now + 3900).into());
+            }
+            Twist::IatFutureWithinLeeway => {
+                set("iat", (now + 30).into());
+                set("exp", (now + 30 + lifetime).into());
+            }
+            Twist::WrongNonce => {
+                let wrong = match input.nonce {
+                    Some("wrong-nonce") => "wrong-nonce-2",
+                    _ => "wrong-nonce",
+                };
+                set("nonce", wrong.into());
+            }
+            Twist::UnverifiedEmail => set("email_verified", false.into()),
+            Twist::EmailVerifiedString => set("email_verified", "true".into()),
+            Twist::EmptySub => set("sub", "".into()),
+            _ => {}
+        }
+    }
+    // Removals last, so they win over anything set above.
+    for twist in &input.issuance.twists {
+        let removed: &[&str] = match twist {
+            Twist::NoIss => &["iss"],
+            Twist::AudArrayNoAzp => &["azp"],
+            Twist::NoExp => &["exp"],
+            Twist::NoIat => &["iat"],
+            Twist::NoNonce => &["nonce"],
+            Twist::NoEmail => &["email", "email_verified"],
+            Twist::NoSub => &["sub"],
+            _ => &[],
+        };
+        for name in removed {
+            claims.remove(*name);
+        }
+    }
+    Ok(value)
+}
+
+/// Builds and signs the ID token for one sign-in, applying the issuance's twists. `foreign` is
+/// the key for the `foreign_key` twist (a key that is not in the JWKS); it is only read then.
+pub fn build_id_token(
+    key: &SigningKey,
+    foreign: Option<&SigningKey>,
+    input: &TokenInput<'_>,
+) -> Result<String, String> {
+    let claims = twisted_claims(input)?;
+    let kid = Some(key.kid());
+    let Some(twist) = input.issuance.twist_of(Kind::Signing) else {
+        return key.sign(&claims);
+    };
+    match twist {
+        Twist::ForeignKey => {
+            foreign
+                .ok_or("no foreign key")?
+                .sign_with(&Rsa::rs256(), kid, &claims)
+        }
+        Twist::AlgNone => {
+            let header = json!({ "alg": "none", "kid": key.kid(), "typ": "JWT" });
+            Ok(format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            ))
+        }
+        Twist::Hs256Pubkey => {
+            let header = Header::empty()
+                .with_key_id(key.kid().to_owned())
+                .with_token_type("JWT");
+            let secret = Hs256Key::new(key.public_pem()?.as_bytes());
+            Hs256
+                .token(&header, &Claims::new(&claims), &secret)
+                .map_err(|e| format!("signing failed: {e}"))
+        }
+        Twist::NoKid => key.sign_with(&Rsa::rs256(), None, &claims),
+        Twist::UnknownKid => {
+            let unknown = loop {
+                let candidate = crate::store::random_hex(10);
+                if candidate != key.kid() {
+                    break candidate;
+                }
+            };
+            key.sign_with(&Rsa::rs256(), Some(&unknown), &claims)
+        }
+        Twist::Rs512 => key.sign_with(&Rsa::rs512(), kid, &claims),
+        Twist::Ps256 => key.sign_with(&Rsa::ps256(), kid, &claims),
+        Twist::BadSignature => {
+            let token = key.sign(&claims)?;
+            let (signed, signature) = token.rsplit_once('.').ok_or("no signature")?;
+            let mut bytes = URL_SAFE_NO_PAD
+                .decode(signature)
+                .map_err(|e| format!("signature: {e}"))?;
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 0x01;
+            }
+            Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
+        }
+        Twist::Garbage => Ok(GARBAGE_ID_TOKEN.to_owned()),
+        other => Err(format!("{other} is not a signing twist")),
+    }
 }
 
 /// The userinfo response (`/v1/userinfo`), limited by scope like the ID token.
@@ -362,6 +539,322 @@ mod tests {
             "nonce",
         ] {
             assert!(bare.get(absent).is_none(), "{absent} should be absent");
+        }
+    }
+
+    fn decode(token: &str) -> (Value, Value, Vec<u8>) {
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{token}");
+        let json = |p: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+        (
+            json(parts[0]),
+            json(parts[1]),
+            URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn claims_with(twists: &[Twist]) -> Value {
+        let identity = Identity::for_email("ada@example.com");
+        let issuance = Issuance {
+            twists: twists.to_vec(),
+            ..Issuance::default()
+        };
+        let input = TokenInput {
+            issuer: "http://idp",
+            client_id: "cid",
+            identity: &identity,
+            scopes: Scopes {
+                email: true,
+                profile: true,
+            },
+            nonce: Some("n"),
+            access_token: "at",
+            issuance: &issuance,
+            now: DateTime::from_timestamp(NOW, 0).unwrap(),
+        };
+        twisted_claims(&input).unwrap()
+    }
+
+    #[test]
+    fn claim_twists_change_exactly_their_claims() {
+        let honest = claims_with(&[]);
+        assert_eq!(honest["iss"], "http://idp");
+        assert_eq!(honest["iat"], NOW);
+        assert_eq!(honest["exp"], NOW + 3600);
+        let signing = Twist::ALL.iter().filter(|t| t.kind() != Kind::Claims);
+        for twist in signing {
+            assert_eq!(
+                claims_with(&[*twist]),
+                honest,
+                "{twist} leaves the claims alone"
+            );
+        }
+        let with = |t: Twist| claims_with(&[t]);
+        let changed = |t: Twist| {
+            let twisted = with(t);
+            let mut names: Vec<String> = honest
+                .as_object()
+                .unwrap()
+                .keys()
+                .chain(twisted.as_object().unwrap().keys())
+                .filter(|k| honest.get(k.as_str()) != twisted.get(k.as_str()))
+                .cloned()
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        for twist in Twist::ALL
+            .iter()
+            .copied()
+            .filter(|t| t.kind() == Kind::Claims)
+        {
+            let c = with(twist);
+            let expect: &[&str] = match twist {
+                Twist::WrongIss => {
+                    assert_eq!(c["iss"], EVIL_ISSUER);
+                    &["iss"]
+                }
+                Twist::NoIss => {
+                    assert!(c.get("iss").is_none());
+                    &["iss"]
+                }
+                Twist::WrongAud => {
+                    assert_eq!(c["aud"], WRONG_AUDIENCE);
+                    assert_eq!(c["azp"], "cid");
+                    &["aud"]
+                }
+                Twist::AudArrayWithAzp => {
+                    assert_eq!(c["aud"], json!(["cid", OTHER_CLIENT]));
+                    assert_eq!(c["azp"], "cid");
+                    &["aud"]
+                }
+                Twist::AudArrayNoAzp => {
+                    assert_eq!(c["aud"], json!(["cid", OTHER_CLIENT]));
+                    assert!(c.get("azp").is_none());
+                    &["aud", "azp"]
+                }
+                Twist::AudArrayWrongAzp => {
+                    assert_eq!(c["aud"], json!(["cid", OTHER_CLIENT]));
+                    assert_eq!(c["azp"], OTHER_CLIENT);
+                    &["aud", "azp"]
+                }
+                Twist::WrongAzp => {
+                    assert_eq!(c["aud"], "cid");
+                    assert_eq!(c["azp"], OTHER_CLIENT);
+                    &["azp"]
+                }
+                Twist::Expired => {
+                    assert_eq!(
+                        (&c["iat"], &c["exp"]),
+                        (&json!(NOW - 3720), &json!(NOW - 120))
+                    );
+                    &["exp", "iat"]
+                }
+                Twist::ExpiredWithinLeeway => {
+                    assert_eq!(
+                        (&c["iat"], &c["exp"]),
+                        (&json!(NOW - 3630), &json!(NOW - 30))
+                    );
+                    &["exp", "iat"]
+                }
+                Twist::NoExp => {
+                    assert!(c.get("exp").is_none());
+                    &["exp"]
+                }
+                Twist::IatFuture => {
+                    assert_eq!(
+                        (&c["iat"], &c["exp"]),
+                        (&json!(NOW + 300), &json!(NOW + 3900))
+                    );
+                    &["exp", "iat"]
+                }
+                Twist::IatFutureWithinLeeway => {
+                    assert_eq!(
+                        (&c["iat"], &c["exp"]),
+                        (&json!(NOW + 30), &json!(NOW + 3630))
+                    );
+                    &["exp", "iat"]
+                }
+                Twist::NoIat => {
+                    assert!(c.get("iat").is_none());
+                    &["iat"]
+                }
+                Twist::NoNonce => {
+                    assert!(c.get("nonce").is_none());
+                    &["nonce"]
+                }
+                Twist::WrongNonce => {
+                    assert_eq!(c["nonce"], "wrong-nonce");
+                    &["nonce"]
+                }
+                Twist::UnverifiedEmail => {
+                    assert_eq!(c["email_verified"], false);
+                    assert_eq!(c["email"], "ada@example.com");
+                    &["email_verified"]
+                }
+                Twist::NoEmail => {
+                    assert!(c.get("email").is_none() && c.get("email_verified").is_none());
+                    &["email", "email_verified"]
+                }
+                Twist::NoSub => {
+                    assert!(c.get("sub").is_none());
+                    &["sub"]
+                }
+                Twist::EmptySub => {
+                    assert_eq!(c["sub"], "");
+                    &["sub"]
+                }
+                Twist::EmailVerifiedString => {
+                    assert_eq!(c["email_verified"], "true");
+                    &["email_verified"]
+                }
+                other => panic!("{other} is not a claims twist"),
+            };
+            assert_eq!(changed(twist), expect, "{twist}");
+        }
+        // Removals win; twists for different slots combine.
+        let c = claims_with(&[Twist::Expired, Twist::NoIat, Twist::WrongIss]);
+        assert_eq!(c["exp"], NOW - 120);
+        assert!(c.get("iat").is_none());
+        assert_eq!(c["iss"], EVIL_ISSUER);
+    }
+
+    fn token_with(key: &SigningKey, foreign: &SigningKey, twist: Option<Twist>) -> String {
+        let identity = Identity::for_email("ada@example.com");
+        let issuance = Issuance {
+            twists: twist.into_iter().collect(),
+            ..Issuance::default()
+        };
+        let input = TokenInput {
+            issuer: "http://idp",
+            client_id: "cid",
+            identity: &identity,
+            scopes: Scopes {
+                email: true,
+                profile: false,
+            },
+            nonce: Some("n"),
+            access_token: "at",
+            issuance: &issuance,
+            now: Utc::now(),
+        };
+        build_id_token(key, Some(foreign), &input).unwrap()
+    }
+
+    #[test]
+    fn signing_twists_produce_what_they_say() {
+        use jwt_compact::UntrustedToken;
+        use jwt_compact::alg::RsaPublicKey;
+
+        let key = SigningKey::generate().unwrap();
+        let foreign = SigningKey::generate().unwrap();
+        assert_ne!(key.kid(), foreign.kid());
+        let public_of = |k: &SigningKey| {
+            let jwk: JsonWebKey<'_> = serde_json::from_value(k.public_jwk().clone()).unwrap();
+            RsaPublicKey::try_from(&jwk).unwrap()
+        };
+        let public = public_of(&key);
+        let verifies = |alg: Rsa, token: &str, with: &RsaPublicKey| {
+            let untrusted = UntrustedToken::new(token).unwrap();
+            alg.validator::<Value>(with).validate(&untrusted).is_ok()
+        };
+        let honest = token_with(&key, &foreign, None);
+        let (header, honest_claims, _) = decode(&honest);
+        assert_eq!(
+            header,
+            json!({ "alg": "RS256", "kid": key.kid(), "typ": "JWT" })
+        );
+        assert!(verifies(Rsa::rs256(), &honest, &public));
+
+        for twist in Twist::ALL
+            .iter()
+            .copied()
+            .filter(|t| t.kind() == Kind::Signing)
+        {
+            let token = token_with(&key, &foreign, Some(twist));
+            if twist == Twist::Garbage {
+                assert_eq!(token, GARBAGE_ID_TOKEN);
+                assert!(UntrustedToken::new(&token).is_err());
+                continue;
+            }
+            let (header, claims, signature) = decode(&token);
+            // Only the signature and header differ from an honest token.
+            let mut expected = honest_claims.clone();
+            for time in ["iat", "exp"] {
+                expected[time] = claims[time].clone();
+            }
+            expected["at_hash"] = claims["at_hash"].clone();
+            assert_eq!(claims, expected, "{twist}");
+            assert_eq!(header["typ"], "JWT", "{twist}");
+            match twist {
+                Twist::ForeignKey => {
+                    assert_eq!(header["alg"], "RS256");
+                    assert_eq!(header["kid"], key.kid());
+                    assert!(!verifies(Rsa::rs256(), &token, &public));
+                    assert!(verifies(Rsa::rs256(), &token, &public_of(&foreign)));
+                }
+                Twist::AlgNone => {
+                    assert_eq!(
+                        header,
+                        json!({ "alg": "none", "kid": key.kid(), "typ": "JWT" })
+                    );
+                    assert!(signature.is_empty() && token.ends_with('.'));
+                }
+                Twist::Hs256Pubkey => {
+                    assert_eq!(header["alg"], "HS256");
+                    assert_eq!(header["kid"], key.kid());
+                    let secret = Hs256Key::new(key.public_pem().unwrap().as_bytes());
+                    let untrusted = UntrustedToken::new(&token).unwrap();
+                    assert!(
+                        Hs256
+                            .validator::<Value>(&secret)
+                            .validate(&untrusted)
+                            .is_ok()
+                    );
+                    assert!(
+                        key.public_pem()
+                            .unwrap()
+                            .starts_with("-----BEGIN PUBLIC KEY-----")
+                    );
+                }
+                Twist::NoKid => {
+                    assert_eq!(header, json!({ "alg": "RS256", "typ": "JWT" }));
+                    assert!(verifies(Rsa::rs256(), &token, &public));
+                }
+                Twist::UnknownKid => {
+                    assert_eq!(header["alg"], "RS256");
+                    let kid = header["kid"].as_str().unwrap();
+                    assert!(kid != key.kid() && kid.len() == key.kid().len());
+                    assert!(verifies(Rsa::rs256(), &token, &public));
+                }
+                Twist::Rs512 => {
+                    assert_eq!(header["alg"], "RS512");
+                    assert_eq!(header["kid"], key.kid());
+                    assert!(verifies(Rsa::rs512(), &token, &public));
+                }
+                Twist::Ps256 => {
+                    assert_eq!(header["alg"], "PS256");
+                    assert_eq!(header["kid"], key.kid());
+                    assert!(verifies(Rsa::ps256(), &token, &public));
+                    assert!(!verifies(Rsa::rs256(), &token, &public));
+                }
+                Twist::BadSignature => {
+                    assert_eq!(header["alg"], "RS256");
+                    assert_eq!(header["kid"], key.kid());
+                    assert_eq!(signature.len(), 256);
+                    assert!(!verifies(Rsa::rs256(), &token, &public));
+                    // Flipping the byte back makes it verify: only that byte is wrong.
+                    let mut fixed = signature.clone();
+                    *fixed.last_mut().unwrap() ^= 0x01;
+                    let (signed, _) = token.rsplit_once('.').unwrap();
+                    let repaired = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(fixed));
+                    assert!(verifies(Rsa::rs256(), &repaired, &public));
+                }
+                other => panic!("{other} is not a signing twist"),
+            }
         }
     }
 }

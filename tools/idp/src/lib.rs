@@ -6,13 +6,107 @@
 //! required, and codes are single use.
 //!
 //! It is a development tool: it runs on plain HTTP and signs in whoever asks. Never expose it.
+//!
+//! # Automatic approval
+//!
+//! A GET authorization request with `test_email=…` is approved at once (no chooser page);
+//! `test_name`, `test_picture`, `test_sub`, `test_email_verified=false` and `test_hd` shape the
+//! identity, and `test_deny=1` refuses instead (`error=access_denied`).
+//!
+//! # Hostile mode: `test_twist`
+//!
+//! Next to `test_email`, `test_twist=NAME` makes the sign-in bad in one precise way. It may be
+//! repeated (or list names separated by commas) to combine twists that change different things;
+//! two twists for the same thing (say `wrong_iss` and `no_iss`), an unknown name, or a twist
+//! without `test_email` get a 400 error page instead of a redirect. The twists are stored with
+//! the code ([`id_token::Issuance`]) and applied when that code is redeemed; nothing else
+//! changes, and the code is still single use. [`twist::Twist`] lists them in code, and
+//! `GET /_control/twists` over HTTP.
+//!
+//! ID token signature and header (one at a time):
+//!
+//! - `foreign_key`: RS256, signed by another RSA key (made on first use, never in the JWKS),
+//!   with the real key's `kid`.
+//! - `alg_none`: header `{"alg":"none","kid":…,"typ":"JWT"}`, empty signature (`header.payload.`).
+//! - `hs256_pubkey`: HS256, the HMAC key being the provider's public key as PEM
+//!   (SubjectPublicKeyInfo, `-----BEGIN PUBLIC KEY-----…`), the classic algorithm confusion.
+//! - `no_kid`: a valid RS256 signature, no `kid` in the header.
+//! - `unknown_kid`: a valid RS256 signature by the real key, a random `kid` that is not served.
+//! - `rs512`, `ps256`: signed by the real key with RS512 / PS256, `alg` saying so.
+//! - `bad_signature`: an honest token with the last signature byte flipped.
+//! - `garbage`: `id_token` is `"not-a-jwt"`.
+//!
+//! ID token claims (`client` is the configured client id, `other-client` a second one):
+//!
+//! - `wrong_iss` (`https://evil.example`), `no_iss`.
+//! - `wrong_aud` (`someone-else.apps.googleusercontent.com`; `azp` stays `client`).
+//! - `aud_array_with_azp`: `aud` = `[client, "other-client"]`, `azp` = `client`. **Valid**: a
+//!   correct relying party accepts it.
+//! - `aud_array_no_azp`: that `aud`, no `azp`; `aud_array_wrong_azp`: that `aud`,
+//!   `azp` = `other-client`; `wrong_azp`: `aud` = `client`, `azp` = `other-client`.
+//! - `expired`: `exp` = now − 120, `iat` = now − 3720.
+//! - `expired_within_leeway`: `exp` = now − 30 (`iat` one lifetime earlier). **Valid** (60 s
+//!   leeway).
+//! - `iat_future`: `iat` = now + 300, `exp` = now + 3900.
+//! - `iat_future_within_leeway`: `iat` = now + 30 (`exp` one lifetime later). **Valid**.
+//! - `no_exp`, `no_iat`: the claim is left out (also when combined with a time twist).
+//! - `no_nonce`; `wrong_nonce` (`"wrong-nonce"`).
+//! - `unverified_email` (`email_verified: false`); `no_email` (no `email`, no
+//!   `email_verified`); `email_verified_string` (`email_verified: "true"`, a string).
+//! - `no_sub`; `empty_sub` (`sub: ""`).
+//!
+//! Token endpoint answer for that code (one at a time; client authentication and the code checks
+//! happen first, as always):
+//!
+//! - `token_500`: 500 with an HTML body.
+//! - `token_503_json`: 503 `{"error":"temporarily_unavailable"}`.
+//! - `token_not_json`: 200, `text/html`, `<html>oops</html>`.
+//! - `token_error_json`: 400 `{"error":"invalid_grant","error_description":"Bad Request"}`.
+//! - `token_no_id_token`: 200, the usual JSON without `id_token`.
+//! - `token_id_token_not_string`: 200, `"id_token": 42`.
+//! - `token_stall`: reads the request, waits 30 s, then answers honestly.
+//! - `token_close`: reads the request, then closes the connection without a response.
+//! - `token_huge`: 200, the usual JSON padded (`"padding": "xxx…"`) to exactly 3 MiB.
+//! - `token_slow_body`: the head (with the full `Content-Length`) at once, then the usual JSON
+//!   body one byte per second.
+//!
+//! Code reuse needs no twist: a second redemption is always `invalid_grant`.
+//!
+//! Each connection has its own thread, so a stalled or trickling answer holds up nobody else;
+//! waits end early when the server stops, and the process keeps the default SIGTERM behaviour
+//! (it ends at once, whatever is waiting).
+//!
+//! # Control endpoints (tests only)
+//!
+//! Served on the provider's own listener (so only on its `--host`), never cached, and refused
+//! (403) when the request carries an `Origin` header or a `Sec-Fetch-Site` other than `none`,
+//! so a web page cannot drive them. Parameters come from the query string (or a form body).
+//! The `POST`s answer with the current state, `{"kid","jwks_mode","jwks_max_age"}`.
+//!
+//! - `POST /_control/rotate`: a new RSA key with a new `kid`; from now on the JWKS serves only
+//!   it (the old key is gone) and new ID tokens are signed with it. Also answers
+//!   `previous_kid`.
+//! - `POST /_control/jwks?mode=ok|500|stall|garbage`: how `/oauth2/v3/certs` answers from now
+//!   on: honestly; 500 with an HTML body; honestly after 30 s; or 200 `{"nope":1}`.
+//! - `POST /_control/jwks_max_age?secs=N`: the JWKS `Cache-Control: public, max-age=N`
+//!   (default 3600).
+//! - `POST /_control/reset`: back to honest defaults (`mode=ok`, max-age 3600) and counters to
+//!   zero; keeps the current key.
+//! - `GET /_control/stats`: `{"jwks_requests": N, "token_requests": N}`, requests received at
+//!   `GET /oauth2/v3/certs` and `POST /token` (whatever their outcome) since start or reset.
+//! - `GET /_control/twists`: `{"twists":[{"name","kind","acceptable"}…]}`, every twist with
+//!   whether a correct relying party accepts it.
+//!
+//! Logs are one line per request, `METHOD /path STATUS`: never a query, body, code or token.
 
 pub mod authorize;
 pub mod client_auth;
 pub mod config;
+pub mod http;
 pub mod id_token;
 pub mod pages;
 pub mod params;
 pub mod pkce;
 pub mod server;
 pub mod store;
+pub mod twist;
