@@ -97,51 +97,74 @@ struct Entry {
 #[derive(Default)]
 pub struct JwksCache {
     entry: Option<Entry>,
-    last_fetch: Option<UnixTime>,
+    /// Last fetch that counts against the once-a-minute limit: a refetch for an unknown `kid`
+    /// while the cache was fresh, or a failed fetch.
+    last_limited: Option<UnixTime>,
 }
 
 /// What to do to find the key `kid`.
+#[derive(Debug)]
 pub enum Lookup {
     /// Use these keys.
     Use(std::rc::Rc<ProviderKeys>),
-    /// Fetch the JWKS first (nothing usable cached, cache expired, or an unknown `kid` and no
-    /// fetch in the last minute).
-    Fetch,
+    /// Fetch the JWKS first.
+    Fetch {
+        /// The cache was fresh but lacks `kid`: this fetch counts against the limit.
+        unknown_kid: bool,
+    },
+    /// No usable keys and no fetch allowed now.
+    Unavailable,
 }
 
 impl JwksCache {
-    /// Decides whether the cached keys can serve `kid` now.
+    /// Decides whether the cached keys can serve `kid` now. A flood of forged `kid`s, or a
+    /// provider that is down, costs one fetch a minute, no more; a cache past its `max-age`
+    /// is refreshed as usual, and a new `kid` right after that (key rotation) may still
+    /// refetch once.
     pub fn lookup(&self, kid: &str, now: UnixTime) -> Lookup {
+        let may_fetch = self
+            .last_limited
+            .is_none_or(|t| now >= t.plus(REFETCH_INTERVAL_SECS));
         let Some(entry) = &self.entry else {
-            return Lookup::Fetch;
+            return if may_fetch {
+                Lookup::Fetch { unknown_kid: false }
+            } else {
+                Lookup::Unavailable
+            };
         };
         let fresh = now < entry.fetched_at.plus(entry.max_age);
-        // A flood of forged `kid`s (or a provider that is down) costs one fetch a minute.
-        let may_fetch = self
-            .last_fetch
-            .is_none_or(|t| now >= t.plus(REFETCH_INTERVAL_SECS));
-        if (!fresh || !entry.keys.has(kid)) && may_fetch {
-            return Lookup::Fetch;
-        }
-        if fresh {
+        if fresh && entry.keys.has(kid) {
             return Lookup::Use(entry.keys.clone());
         }
-        self.stale(now).map_or(Lookup::Fetch, Lookup::Use)
+        if may_fetch {
+            return Lookup::Fetch { unknown_kid: fresh };
+        }
+        self.stale(now).map_or(Lookup::Unavailable, Lookup::Use)
     }
 
-    /// Records a fetch attempt (successful or not), for the once-a-minute rule.
-    pub fn fetched(&mut self, now: UnixTime, result: Option<(ProviderKeys, i64)>) {
-        self.last_fetch = Some(now);
-        if let Some((keys, max_age)) = result {
-            self.entry = Some(Entry {
-                keys: std::rc::Rc::new(keys),
-                fetched_at: now,
-                max_age,
-            });
+    /// Records a fetch: its keys and `max-age` on success, `None` on failure.
+    pub fn fetched(
+        &mut self,
+        now: UnixTime,
+        unknown_kid: bool,
+        result: Option<(ProviderKeys, i64)>,
+    ) {
+        match result {
+            Some((keys, max_age)) => {
+                if unknown_kid {
+                    self.last_limited = Some(now);
+                }
+                self.entry = Some(Entry {
+                    keys: std::rc::Rc::new(keys),
+                    fetched_at: now,
+                    max_age,
+                });
+            }
+            None => self.last_limited = Some(now),
         }
     }
 
-    /// After a failed fetch: the cached keys if they are at most 24 h past their `max-age`.
+    /// The cached keys if they are at most 24 h past their `max-age` (provider unreachable).
     pub fn stale(&self, now: UnixTime) -> Option<std::rc::Rc<ProviderKeys>> {
         let entry = self.entry.as_ref()?;
         (now < entry.fetched_at.plus(entry.max_age + STALE_IF_ERROR_SECS))
@@ -169,7 +192,7 @@ mod tests {
 
     fn cache_with(kids: &[&str], max_age: i64) -> JwksCache {
         let mut c = JwksCache::default();
-        c.fetched(T0, Some((keys(kids), max_age)));
+        c.fetched(T0, false, Some((keys(kids), max_age)));
         c
     }
 
@@ -177,7 +200,7 @@ mod tests {
     fn empty_cache_fetches() {
         assert!(matches!(
             JwksCache::default().lookup("a", T0),
-            Lookup::Fetch
+            Lookup::Fetch { unknown_kid: false }
         ));
     }
 
@@ -185,23 +208,54 @@ mod tests {
     fn fresh_cache_serves_known_kids_without_fetching() {
         let c = cache_with(&["a"], 3600);
         assert!(matches!(c.lookup("a", T0.plus(3599)), Lookup::Use(_)));
-        assert!(matches!(c.lookup("a", T0.plus(3600)), Lookup::Fetch));
+        assert!(matches!(
+            c.lookup("a", T0.plus(3600)),
+            Lookup::Fetch { unknown_kid: false }
+        ));
     }
 
     #[test]
     fn unknown_kid_refetches_at_most_once_a_minute() {
-        let c = cache_with(&["a"], 3600);
-        assert!(matches!(c.lookup("forged", T0.plus(59)), Lookup::Use(_)));
-        assert!(matches!(c.lookup("forged", T0.plus(60)), Lookup::Fetch));
+        let mut c = cache_with(&["a"], 3600);
+        // A new kid right after a regular fetch (key rotation) may refetch at once...
+        assert!(matches!(
+            c.lookup("new", T0.plus(1)),
+            Lookup::Fetch { unknown_kid: true }
+        ));
+        c.fetched(T0.plus(1), true, Some((keys(&["a"]), 3600)));
+        // ...but the next forged kid waits a minute, using the cached keys meanwhile.
+        assert!(matches!(c.lookup("forged", T0.plus(60)), Lookup::Use(_)));
+        assert!(matches!(
+            c.lookup("forged", T0.plus(61)),
+            Lookup::Fetch { unknown_kid: true }
+        ));
     }
 
     #[test]
-    fn unreachable_provider_leaves_keys_usable_for_a_day() {
+    fn unreachable_provider_leaves_keys_usable_for_a_day_and_is_retried_once_a_minute() {
         let mut c = cache_with(&["a"], 100);
-        c.fetched(T0.plus(100), None);
+        c.fetched(T0.plus(100), false, None);
         assert!(matches!(c.lookup("a", T0.plus(120)), Lookup::Use(_)));
+        assert!(matches!(c.lookup("a", T0.plus(160)), Lookup::Fetch { .. }));
+        c.fetched(T0.plus(160), false, None);
         assert!(c.stale(T0.plus(100 + STALE_IF_ERROR_SECS - 1)).is_some());
-        assert!(c.stale(T0.plus(100 + STALE_IF_ERROR_SECS)).is_none());
+        assert!(matches!(
+            c.lookup("a", T0.plus(100 + STALE_IF_ERROR_SECS)),
+            Lookup::Fetch { .. }
+        ));
+        c.fetched(T0.plus(100 + STALE_IF_ERROR_SECS), false, None);
+        assert!(matches!(
+            c.lookup("a", T0.plus(101 + STALE_IF_ERROR_SECS)),
+            Lookup::Unavailable
+        ));
+    }
+
+    #[test]
+    fn provider_down_before_any_fetch_is_tried_once_a_minute() {
+        let mut c = JwksCache::default();
+        c.fetched(T0, false, None);
+        assert!(matches!(c.lookup("a", T0.plus(59)), Lookup::Unavailable));
+        assert!(matches!(c.lookup("a", T0.plus(60)), Lookup::Fetch { .. }));
     }
 
     #[test]

@@ -201,20 +201,27 @@ impl<H: HttpClient> Provider<'_, H> {
 
     async fn provider_keys(&self, kid: &str) -> Result<Rc<ProviderKeys>, AuthError> {
         let lookup = self.jwks.borrow().lookup(kid, self.now);
-        if let Lookup::Use(keys) = lookup {
-            return Ok(keys);
-        }
+        let unknown_kid = match lookup {
+            Lookup::Use(keys) => return Ok(keys),
+            Lookup::Unavailable => {
+                return Err(AuthError::Jwks(
+                    "provider keys unavailable (retried at most once a minute)".into(),
+                ));
+            }
+            Lookup::Fetch { unknown_kid } => unknown_kid,
+        };
         let fetched = self.fetch_jwks().await;
         let mut cache = self.jwks.borrow_mut();
         match fetched {
             Ok(keys) => {
-                cache.fetched(self.now, Some(keys));
+                cache.fetched(self.now, unknown_kid, Some(keys));
                 cache
                     .stale(self.now)
                     .ok_or_else(|| AuthError::Jwks("no keys".into()))
             }
             Err(reason) => {
-                cache.fetched(self.now, None);
+                cache.fetched(self.now, unknown_kid, None);
+                // A provider that is down: keys at most 24 h past their max-age still serve.
                 cache.stale(self.now).ok_or(AuthError::Jwks(reason))
             }
         }
