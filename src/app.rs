@@ -181,7 +181,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             ("/auth/logout", _, true) => self.logout(req, site).await,
             ("/auth/error", true, _) => {
                 let code = ErrorCode::parse(&req.query("error").unwrap_or_default());
-                self.error_page(site, code, req.query("callbackUrl").as_deref())
+                let cancelled = code == ErrorCode::OAuthCallbackError
+                    && req.query("cancelled").as_deref() == Some("1");
+                self.error_page(site, code, req.query("callbackUrl").as_deref(), cancelled)
             }
             ("/auth/jwks.json", true, _) => {
                 let mut r = json_response(StatusCode::OK, &self.config.keys.public_jwks());
@@ -267,7 +269,17 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                     "warn"
                 };
                 self.event(level, "signin_failed", req, Some(&e.reason()));
-                self.error_redirect(e.code(), None)
+                let callback =
+                    oidc::state::peek_callback(&self.config.keys, state_cookie, site.origin())
+                        .map(|c| CallbackUrl::parse(&c, site));
+                let cancelled =
+                    matches!(&e, AuthError::ProviderDenied(code) if code == "access_denied");
+                let mut r = self.error_redirect(e.code(), callback.as_ref());
+                if cancelled {
+                    // The person pressed "Cancel" at Google: say so in words, not as a failure.
+                    append_query(&mut r, "cancelled=1");
+                }
+                r
             }
         };
         add_cookie(&mut response, &cookies::clear(Jar::State, site));
@@ -717,7 +729,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         };
         if let Err(e) = revoked {
             self.event("error", "logout_store_error", req, Some(&e.0));
-            return self.error_page(site, ErrorCode::Configuration, None);
+            return self.error_page(site, ErrorCode::Configuration, None, false);
         }
         self.event("info", if all { "logout_all" } else { "logout" }, req, None);
         let mut r = redirect(StatusCode::SEE_OTHER, callback.as_str());
@@ -741,21 +753,30 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         redirect(StatusCode::FOUND, &target)
     }
 
-    fn error_page(&self, site: &Site, code: ErrorCode, callback: Option<&str>) -> Response {
+    fn error_page(
+        &self,
+        site: &Site,
+        code: ErrorCode,
+        callback: Option<&str>,
+        cancelled: bool,
+    ) -> Response {
         let callback = CallbackUrl::parse(callback.unwrap_or_default(), site);
         let login = format!(
             "/auth/login?{}",
             encode_param("callbackUrl", callback.as_str())
         );
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        html_response(status, pages::error(&self.site_name(site), code, &login))
+        html_response(
+            status,
+            pages::error(&self.site_name(site), code, &login, cancelled),
+        )
     }
 
     /// The response for a request that arrives while the configuration is broken.
     pub fn configuration_error(site_name: &str) -> Response {
         let mut r = html_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            pages::error(site_name, ErrorCode::Configuration, "/auth/login"),
+            pages::error(site_name, ErrorCode::Configuration, "/auth/login", false),
         );
         harden(r.headers_mut());
         r
@@ -775,6 +796,20 @@ fn redirect(status: StatusCode, location: &str) -> Response {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
+}
+
+fn append_query(r: &mut Response, pair: &str) {
+    let Some(location) = r
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    if let Ok(v) = HeaderValue::from_str(&format!("{location}{sep}{pair}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
 }
 
 fn add_cookie(r: &mut Response, cookie: &str) {

@@ -363,6 +363,7 @@ fn error_code(r: &Reply) -> &str {
     r.location
         .as_deref()
         .and_then(|l| l.strip_prefix("/auth/error?error="))
+        .map(|rest| rest.split('&').next().unwrap_or_default())
         .unwrap_or("(no error redirect)")
 }
 
@@ -869,7 +870,7 @@ fn state_must_match_and_be_present() {
 #[test]
 fn provider_error_on_the_callback_is_a_callback_error() {
     let w = world(&[]);
-    let (state_cookie, authorize) = w.start("/");
+    let (state_cookie, authorize) = w.start("/docs/");
     let state = authorize
         .query_pairs()
         .find(|(k, _)| k == "state")
@@ -883,6 +884,21 @@ fn provider_error_on_the_callback_is_a_callback_error() {
     );
     assert_eq!(error_code(&r), "OAuthCallbackError");
     assert!(r.cookie("__Host-gatehouse_session").is_none());
+    // The person's destination survives, and the page says "cancelled" in words.
+    let location = r.location.unwrap();
+    assert!(
+        location.contains("callbackUrl=%2Fdocs%2F") && location.ends_with("&cancelled=1"),
+        "{location}"
+    );
+    let page = w.get(&location, &[]);
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Sign-in was cancelled"));
+    assert!(
+        page.body
+            .contains("href=\"/auth/login?callbackUrl=%2Fdocs%2F\""),
+        "{}",
+        page.body
+    );
 }
 
 #[test]

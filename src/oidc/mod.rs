@@ -142,7 +142,7 @@ impl<H: HttpClient> Provider<'_, H> {
             // Only the OAuth error code is kept (it is an enumerated word); never free text.
             let code: String = error
                 .chars()
-                .filter(char::is_ascii_alphanumeric)
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .take(40)
                 .collect();
             return Err(AuthError::ProviderDenied(code));

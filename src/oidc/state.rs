@@ -81,6 +81,13 @@ pub fn open(
     Ok(claims.custom)
 }
 
+/// The callback URL of a state cookie signed by us for this site, even if it has expired or
+/// its `state` does not match: only to keep the visitor's destination on the error page.
+pub fn peek_callback(keys: &KeySet, cookie: Option<&str>, origin: &str) -> Option<String> {
+    let claims: Claims<SignInState> = keys.verify(STATE_TYP, cookie?).ok()?;
+    (claims.custom.aud == origin).then_some(claims.custom.callback)
+}
+
 impl SignInState {
     /// The validated callback URL.
     pub fn callback_url(&self) -> &str {

@@ -80,13 +80,21 @@ pub fn login(site_name: &str, start_url: &str, error: Option<ErrorCode>) -> Stri
     })
 }
 
-/// The error page of `code`.
-pub fn error(site_name: &str, code: ErrorCode, login_url: &str) -> String {
+/// The error page of `code`; `cancelled` when the person cancelled at the provider.
+pub fn error(site_name: &str, code: ErrorCode, login_url: &str, cancelled: bool) -> String {
+    let (title, advice) = if cancelled {
+        (
+            "Sign-in was cancelled",
+            "You cancelled signing in with Google. You can try again whenever you like.",
+        )
+    } else {
+        (code.title(), code.advice())
+    };
     render(&ErrorPage {
         style: STYLE,
         site_name,
-        title: code.title(),
-        advice: code.advice(),
+        title,
+        advice,
         code: code.as_str(),
         login_url,
     })
@@ -130,7 +138,7 @@ mod tests {
         let evil = r#""><script>alert(1)</script>"#;
         for page in [
             login(evil, evil, Some(ErrorCode::AccessDenied)),
-            error(evil, ErrorCode::Default, evil),
+            error(evil, ErrorCode::Default, evil, false),
             logout(evil, Some((evil, evil)), evil, evil),
             forbidden(evil, evil, evil),
         ] {
