@@ -307,7 +307,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             return Err(AuthError::EmailNotVerified);
         }
         let email = claims.email.clone().unwrap_or_default();
-        if !oidc::allowed(self.config, &email) {
+        if !oidc::allowed(self.config, &email, claims.hd.as_deref()) {
             return Err(AuthError::NotAllowed);
         }
         let expires_at = self.now.plus(self.config.session_max_age);
@@ -543,6 +543,10 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 );
                 r
             }
+            Decision::BadPath => json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": "BadRequest", "reason": "unreadable path" }),
+            ),
             Decision::WrongRole { required } => {
                 let email = found
                     .session
@@ -856,6 +860,29 @@ fn harden(h: &mut HeaderMap) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// A `Location` from the upstream that points at the upstream's own origin, rewritten to the
+/// public origin (so visitors are never sent around the gate); `None` leaves it as it is.
+pub fn rewrite_location(location: &str, upstream: &Url, site_origin: &str) -> Option<String> {
+    let absolute = ["http:", "https:", "//"]
+        .iter()
+        .any(|p| location.starts_with(p));
+    let target = upstream.join(location).ok()?;
+    if !absolute || target.origin() != upstream.origin() {
+        return None;
+    }
+    let mut rewritten = site_origin.to_owned();
+    rewritten.push_str(target.path());
+    if let Some(q) = target.query() {
+        rewritten.push('?');
+        rewritten.push_str(q);
+    }
+    if let Some(f) = target.fragment() {
+        rewritten.push('#');
+        rewritten.push_str(f);
+    }
+    Some(rewritten)
 }
 
 /// `Cache-Control` for a protected response: `private`, keeping stricter directives

@@ -239,7 +239,7 @@ impl Config {
         if upstream_url.is_none() && get("UPSTREAM_URL").is_some() {
             err(
                 "UPSTREAM_URL",
-                "must be an http(s) origin such as https://my-site.pages.dev".into(),
+                "must be an https:// origin without a path, such as https://my-site.pages.dev (http:// only on localhost)".into(),
             );
         }
 
@@ -281,10 +281,14 @@ impl Config {
     }
 }
 
+/// `UPSTREAM_URL`: an origin (no path), `https://` except on loopback: admitted requests carry
+/// identity headers, which must not cross the internet in clear text.
 fn url_var_opt(raw: &str) -> Option<Url> {
-    Url::parse(raw)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
+    let url = Url::parse(raw).ok()?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    (scheme_ok && url.path() == "/" && url.query().is_none() && url.username().is_empty())
+        .then_some(url)
 }
 
 #[cfg(test)]
@@ -350,6 +354,33 @@ pub(crate) mod tests {
             "PUBLIC_PATHS",
         ] {
             assert!(vars.contains(&var), "{var} not reported in {errs:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_must_be_an_https_origin_except_on_loopback() {
+        assert!(
+            config(&[("UPSTREAM_URL", "https://my-site.pages.dev")])
+                .upstream_url
+                .is_some()
+        );
+        assert!(
+            config(&[("UPSTREAM_URL", "http://127.0.0.1:9000")])
+                .upstream_url
+                .is_some()
+        );
+        for bad in [
+            "http://my-site.pages.dev",
+            "https://my-site.pages.dev/app",
+            "ftp://x.test",
+            "my-site.pages.dev",
+            "https://u:p@x.test",
+        ] {
+            let errs = errors(&[("UPSTREAM_URL", bad)]);
+            assert!(
+                errs.iter().any(|e| e.var == "UPSTREAM_URL"),
+                "{bad}: {errs:?}"
+            );
         }
     }
 

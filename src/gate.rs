@@ -51,17 +51,18 @@ pub struct GateRules {
     pub roles: Vec<(PathPattern, String)>,
 }
 
-/// The path as rules see it: percent-decoded once, dot segments resolved, repeated slashes
-/// collapsed; case kept. `None` when the decoded path is not UTF-8 or holds a control
-/// character (no rule can be trusted to match it, so it is treated as protected).
+/// The path as rules see it: percent-decoded once, `;parameters` cut from every segment (Tomcat
+/// and Spring read `/admin;x` and `/a/..;/admin` as `/admin`), `\` read as `/`, dot segments
+/// resolved, repeated slashes collapsed; case kept. `None` when the decoded path is not UTF-8 or
+/// holds a control character: no rule can be trusted to match such a path, so it is refused.
 pub fn normalize_path(raw: &str) -> Option<String> {
     let decoded = percent_decode_str(raw).decode_utf8().ok()?;
     if decoded.chars().any(char::is_control) {
         return None;
     }
     let mut segments: Vec<&str> = Vec::new();
-    // `\` is a separator for browsers and some servers: treat it as one.
     for segment in decoded.split(['/', '\\']) {
+        let segment = segment.split(';').next().unwrap_or_default();
         match segment {
             "" | "." => {}
             ".." => {
@@ -72,7 +73,8 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     }
     let mut path = String::from("/");
     path.push_str(&segments.join("/"));
-    if decoded.ends_with('/') && path.len() > 1 {
+    let last = decoded.rsplit(['/', '\\']).next().unwrap_or_default();
+    if path.len() > 1 && (last.is_empty() || matches!(last.split(';').next(), Some("." | ".."))) {
         path.push('/');
     }
     Some(path)
@@ -92,16 +94,14 @@ pub enum Decision {
         /// The role the path needs.
         required: String,
     },
+    /// A path no rule can be matched against (bad encoding, control characters): 400.
+    BadPath,
 }
 
 /// Decides for the raw request `path` (normalized here) and the verified session, if any.
 pub fn admit(rules: &GateRules, path: &str, session: Option<&Session>) -> Decision {
     let Some(path) = normalize_path(path) else {
-        return if session.is_some() {
-            Decision::Admit
-        } else {
-            Decision::NeedSession
-        };
+        return Decision::BadPath;
     };
     let required = rules
         .roles
@@ -129,6 +129,9 @@ pub fn admit(rules: &GateRules, path: &str, session: Option<&Session>) -> Decisi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::keys::KeySet;
+    use crate::session::token::{self, SessionClaims, UntrustedSession, Verified};
+    use crate::time::UnixTime;
 
     fn rules() -> GateRules {
         GateRules {
@@ -140,6 +143,34 @@ mod tests {
         }
     }
 
+    fn session(role: &str) -> Session {
+        let keys = KeySet::from_jwk_set(
+            r#"{"keys":[{"kty":"oct","kid":"k","k":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]}"#,
+        )
+        .unwrap();
+        let claims = SessionClaims {
+            iss: "https://s.test".into(),
+            aud: "https://s.test".into(),
+            sub: "u".into(),
+            sid: "s".into(),
+            email: "a@example.com".into(),
+            name: None,
+            picture: None,
+            role: role.into(),
+            sxp: 2_000_000_000,
+        };
+        let t = token::issue(&keys, claims, UnixTime(1_800_000_000), 300).unwrap();
+        match token::verify(
+            &keys,
+            UntrustedSession(&t),
+            "https://s.test",
+            UnixTime(1_800_000_000),
+        ) {
+            Ok(Verified::Current(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn public_paths_pass_without_a_session() {
         for path in [
@@ -148,8 +179,71 @@ mod tests {
             "/public/a.html",
             "/favicon.ico",
             "/public/a/../b",
+            "/x/../public/y",
         ] {
             assert_eq!(admit(&rules(), path, None), Decision::Public, "{path}");
+        }
+    }
+
+    /// Spellings of `/admin/...` (role `admin`) and of protected paths that some server might
+    /// read differently from the rules; none may pass as public, none may reach an admin path
+    /// without the role.
+    const BYPASSES: &[&str] = &[
+        "/admin",
+        "/admin/",
+        "/admin/.",
+        "/admin/./",
+        "/admin//",
+        "//admin",
+        "//admin/x",
+        "///admin/x",
+        "/./admin/x",
+        "/admin;x",
+        "/admin;x/y",
+        "/admin;/y",
+        "/public/../admin/x",
+        "/public/..;/admin/x",
+        "/public/%2e%2e/admin/x",
+        "/public/%2E%2E/admin/x",
+        "/public/.%2e/admin/x",
+        "/public/%2e./admin/x",
+        "/public/..%2fadmin/x",
+        "/public/..%2Fadmin/x",
+        "/public/..%5cadmin/x",
+        "/public\\..\\admin\\x",
+        "/public/%2e%2e%2fadmin%2fx",
+        "/%61dmin/x",
+        "/%2fadmin/x",
+        "/public/../../admin/x",
+        "/favicon.ico/../admin/x",
+        "/public/x/../../admin/x",
+        "/admin/x/..",
+        "/admin%2f",
+        "/admin%3bx/y",
+        "/public/%2e%2e;/admin",
+    ];
+
+    #[test]
+    fn no_spelling_of_an_admin_path_passes_as_public_or_without_the_role() {
+        assert!(BYPASSES.len() >= 30);
+        let user = session("user");
+        let admin = session("admin");
+        for path in BYPASSES {
+            let anonymous = admit(&rules(), path, None);
+            assert!(
+                matches!(anonymous, Decision::NeedSession | Decision::BadPath),
+                "{path}: {anonymous:?}"
+            );
+            let as_user = admit(&rules(), path, Some(&user));
+            assert!(
+                matches!(as_user, Decision::WrongRole { .. } | Decision::BadPath),
+                "{path}: a user got {as_user:?}"
+            );
+            let as_admin = admit(&rules(), path, Some(&admin));
+            assert!(
+                matches!(as_admin, Decision::Admit | Decision::BadPath),
+                "{path}: {as_admin:?}"
+            );
         }
     }
 
@@ -161,17 +255,32 @@ mod tests {
             "/publicity",
             "/public/../docs/",
             "/public/%2e%2e/docs/",
-            "/public/%2E%2E/docs",
             "/public/..%2fdocs",
-            "/public/..%5cdocs",
+            "/public/..;/docs",
             "/public\\..\\docs",
             "//docs",
             "/favicon.ico/../docs",
+            "/favicon.ico;x/../docs",
             "/PUBLIC/x",
-            "/public%00/x/../../docs",
-            "/%ff/public/",
         ] {
             assert_eq!(admit(&rules(), path, None), Decision::NeedSession, "{path}");
+        }
+    }
+
+    #[test]
+    fn undecodable_paths_are_refused_for_everyone() {
+        for path in [
+            "/public%00/x",
+            "/%ff/public/",
+            "/public/%0a",
+            "/admin%00/x",
+            "/public/%c0%ae%c0%ae/admin",
+        ] {
+            assert_eq!(
+                admit(&rules(), path, Some(&session("admin"))),
+                Decision::BadPath,
+                "{path}"
+            );
         }
     }
 
@@ -184,18 +293,28 @@ mod tests {
             PathPattern::parse("/a/*"),
             Ok(PathPattern::Prefix("/a".into()))
         );
+        assert!(!PathPattern::parse("/a/*").unwrap().matches("/ab"));
     }
 
     #[test]
-    fn normalization_resolves_dots_and_slashes_once() {
-        assert_eq!(normalize_path("/a//b/./c/../d").as_deref(), Some("/a/b/d"));
-        assert_eq!(normalize_path("/../../x").as_deref(), Some("/x"));
-        assert_eq!(normalize_path("/a/%2e%2e/b/").as_deref(), Some("/b/"));
-        // Decoded once only: %252e stays a literal "%2e" segment.
-        assert_eq!(
-            normalize_path("/a/%252e%252e/b").as_deref(),
-            Some("/a/%2e%2e/b")
-        );
-        assert_eq!(normalize_path("/a%0a"), None);
+    fn normalization_rules() {
+        for (raw, want) in [
+            ("/a//b/./c/../d", Some("/a/b/d")),
+            ("/../../x", Some("/x")),
+            ("/a/%2e%2e/b/", Some("/b/")),
+            // Decoded once only: %252e stays a literal "%2e" segment.
+            ("/a/%252e%252e/b", Some("/a/%2e%2e/b")),
+            ("/a;jsessionid=1/b", Some("/a/b")),
+            ("/a/..;x/b", Some("/b")),
+            ("/a\\b", Some("/a/b")),
+            ("/a/.", Some("/a/")),
+            ("/a/b/..", Some("/a/")),
+            ("/A/B", Some("/A/B")),
+            ("/caf%C3%A9", Some("/caf\u{e9}")),
+            ("/a%0a", None),
+            ("/%ff", None),
+        ] {
+            assert_eq!(normalize_path(raw).as_deref(), want, "{raw}");
+        }
     }
 }

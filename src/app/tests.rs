@@ -980,3 +980,21 @@ fn private_cache_control_keeps_stricter_directives() {
         "private, max-age=0, must-revalidate"
     );
 }
+
+#[test]
+fn upstream_redirects_to_its_own_origin_point_back_at_the_site() {
+    let up = Url::parse("https://my-site.pages.dev/").unwrap();
+    for (loc, want) in [
+        (
+            "https://my-site.pages.dev/docs/?a=1",
+            Some("https://site.test/docs/?a=1"),
+        ),
+        ("//my-site.pages.dev/x#f", Some("https://site.test/x#f")),
+        ("http://my-site.pages.dev/x", None),
+        ("https://other.test/x", None),
+        ("/relative", None),
+        ("relative", None),
+    ] {
+        assert_eq!(rewrite_location(loc, &up, SITE).as_deref(), want, "{loc}");
+    }
+}

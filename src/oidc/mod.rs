@@ -251,20 +251,86 @@ impl<H: HttpClient> Provider<'_, H> {
     }
 }
 
-/// The access policy: may this verified email sign in?
-pub fn allowed(config: &Config, email: &str) -> bool {
+/// An email as policy compares it: trimmed and lowercased, exactly one `@` with something on
+/// both sides, printable ASCII without spaces. Anything else (two `@`, spaces, Unicode
+/// look-alikes such as a Cyrillic `а`) is refused, never matched.
+pub fn canonical_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_ascii_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let valid = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.chars().all(|c| c.is_ascii_graphic());
+    valid.then_some(email)
+}
+
+/// The access policy: may this verified email sign in? `ALLOWED_EMAILS` or
+/// `ALLOWED_EMAIL_DOMAINS` (either matches; both empty = anyone); for Google Workspace
+/// accounts the `hd` claim counts as the domain too.
+pub fn allowed(config: &Config, email: &str, hosted_domain: Option<&str>) -> bool {
+    let Some(email) = canonical_email(email) else {
+        return false;
+    };
     if config.allowed_emails.is_empty() && config.allowed_domains.is_empty() {
         return true;
     }
-    let email = email.trim().to_lowercase();
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    if local.is_empty()
-        || local.contains('@')
-        || email.chars().any(|c| c.is_whitespace() || !c.is_ascii())
-    {
-        return false;
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let hd = hosted_domain.map(str::to_ascii_lowercase);
+    config.allowed_emails.contains(&email)
+        || config
+            .allowed_domains
+            .iter()
+            .any(|d| d == domain || Some(d) == hd.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::config;
+
+    #[test]
+    fn emails_and_domains_are_matched_exactly_and_case_insensitively() {
+        let c = config(&[
+            ("ALLOWED_EMAIL_DOMAINS", "Example.com"),
+            ("ALLOWED_EMAILS", " Guest@Other.test "),
+        ]);
+        for ok in ["ada@example.com", " ADA@EXAMPLE.COM ", "guest@other.test"] {
+            assert!(allowed(&c, ok, None), "{ok}");
+        }
+        for refused in [
+            "eve@evil.test",
+            "eve@sub.example.com",
+            "eve@example.com.evil.test",
+            "eve@example.com@evil.test",
+            "ada@evil.test@example.com",
+            "ada @example.com",
+            "ada@exam ple.com",
+            "ada@ex\u{0430}mple.com",
+            "\u{0430}da@example.com",
+            "@example.com",
+            "ada@",
+            "ada",
+            "",
+            "guest@other.test.evil",
+        ] {
+            assert!(!allowed(&c, refused, None), "{refused:?}");
+        }
     }
-    config.allowed_emails.contains(&email) || config.allowed_domains.iter().any(|d| d == domain)
+
+    #[test]
+    fn workspace_hd_claim_counts_as_the_domain() {
+        let c = config(&[("ALLOWED_EMAIL_DOMAINS", "corp.example")]);
+        assert!(allowed(&c, "ada@alias.example", Some("corp.example")));
+        assert!(!allowed(&c, "ada@alias.example", Some("other.example")));
+        assert!(!allowed(&c, "ada@@alias.example", Some("corp.example")));
+    }
+
+    #[test]
+    fn no_lists_admit_anyone_with_a_valid_address() {
+        let c = config(&[]);
+        assert!(allowed(&c, "anyone@anywhere.test", None));
+        assert!(!allowed(&c, "two@@ats.test", None));
+    }
 }

@@ -161,6 +161,10 @@ async fn forward_to_site(
     for (name, value) in req.headers().entries() {
         let lower = name.to_ascii_lowercase();
         // Identity headers are always set by us, never passed from the visitor.
+        // `host` names the public site; the fetch to the upstream sets its own.
+        if lower == "host" && config.upstream_url.is_some() {
+            continue;
+        }
         if lower.starts_with("x-auth-")
             || lower == "cookie"
             || (lower == "authorization" && forward.strip_authorization)
@@ -214,6 +218,11 @@ async fn forward_to_site(
     }
     for cookie in &forward.set_cookies {
         out.append("set-cookie", cookie)?;
+    }
+    if let (Some(upstream), Some(location)) = (&config.upstream_url, out.get("location")?)
+        && let Some(rewritten) = app::rewrite_location(&location, upstream, site.origin())
+    {
+        out.set("location", &rewritten)?;
     }
     Ok(response.with_headers(out))
 }
