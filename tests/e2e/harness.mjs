@@ -526,3 +526,27 @@ export function stackKeyBytes(stack) {
 export function sqlString(s) {
   return `'${String(s).replace(/'/g, "''")}'`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The identity provider's control endpoints (hostile mode; see tools/idp/src/lib.rs)
+
+/**
+ * Calls a control endpoint of the stack's identity provider, e.g.
+ * `idpControl(stack, 'POST', '/_control/jwks?mode=500')`. Returns the parsed JSON answer;
+ * throws when the provider does not answer 2xx.
+ */
+export async function idpControl(stack, method, controlPath) {
+  const url = new URL(controlPath, stack.idp);
+  const res = await fetch(url, { method, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url} → ${res.status}\n${text.slice(0, 2000)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** `{ jwks_requests, token_requests }` counted by the provider since its start or last reset. */
+export const idpStats = (stack) => idpControl(stack, 'GET', '/_control/stats');
+
+/** Every twist the provider knows: `[{ name, kind, acceptable }]`. */
+export async function idpTwists(stack) {
+  return (await idpControl(stack, 'GET', '/_control/twists')).twists;
+}

@@ -1,7 +1,7 @@
 // Access policy: ALLOWED_EMAIL_DOMAINS / ALLOWED_EMAILS at sign-in, ROLE_PATHS at the gate.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_EMAIL, errorCodeOf, request, signIn, sqlString, startStack } from './harness.mjs';
+import { ADMIN_EMAIL, errorCodeOf, rawRequest, request, signIn, sqlString, startStack } from './harness.mjs';
 
 describe('access policy', () => {
   let stack;
@@ -67,6 +67,30 @@ describe('access policy', () => {
     assert.doesNotThrow(() => api.json(), api.body);
     const home = await request(stack, '/', { cookie: r.sessionCookie, accept: 'text/html' });
     assert.equal(home.status, 200, `paths outside ROLE_PATHS only need a session:\n${home.describe()}`);
+  });
+
+  // Each spelling goes to workerd byte for byte; none may serve the admin-only page to a user.
+  const SPELLINGS = [
+    '/docs', '/docs/', '/docs/.', '/docs/./', '/docs//', '//docs/', '///docs/', '/./docs/', '/docs;x/',
+    '/docs/index.html', '/docs/index.html;x', '/public/../docs/', '/public/..;/docs/', '/public/%2e%2e/docs/',
+    '/public/%2E%2E/docs/', '/public/.%2e/docs/', '/public/..%2fdocs/', '/public/..%2Fdocs/',
+    '/public/..%5cdocs/', '/public\\..\\docs\\', '/%64ocs/', '/%2fdocs/', '/public/../../docs/',
+    '/favicon.ico/../docs/', '/x/../docs/', '/docs%2f', '/docs%3bx/', '/public/%2e%2e;/docs/',
+    '/docs/%2e/', '/docs/x/..', '/public%2f..%2fdocs/',
+  ];
+
+  test('no spelling of a ROLE_PATHS path reaches it without the role', async () => {
+    assert.ok(SPELLINGS.length >= 30);
+    const r = await signIn(stack, { email: 'carol@allowed.test' });
+    assert.ok(r.sessionCookie, r.response.describe());
+    for (const path of SPELLINGS) {
+      for (const cookie of [r.sessionCookie, undefined]) {
+        const headers = { accept: 'text/html', ...(cookie ? { cookie } : {}) };
+        const res = await rawRequest(stack, path, { headers });
+        assert.ok(!res.body.includes('Private docs'), `${path} (${cookie ? 'user' : 'anonymous'}) served the private page: ${res.status}`);
+        assert.ok([302, 400, 403, 404].includes(res.status), `${path}: ${res.status}`);
+      }
+    }
   });
 
   test('a user with that role is admitted', async () => {

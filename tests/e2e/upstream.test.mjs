@@ -14,8 +14,18 @@ function startEchoOrigin() {
     const cacheControl = url.searchParams.get('cc');
     const headers = { 'content-type': 'application/json' };
     if (cacheControl) headers['cache-control'] = cacheControl;
-    res.writeHead(200, headers);
-    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
+    const redirect = url.searchParams.get('redirect');
+    if (redirect) {
+      res.writeHead(302, { location: redirect.replace('ORIGIN', `http://127.0.0.1:${server.address().port}`) });
+      res.end();
+      return;
+    }
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      res.writeHead(200, headers);
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
+    });
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => resolve({ server, requests, origin: `http://127.0.0.1:${server.address().port}` }));
@@ -102,6 +112,32 @@ describe('proxying to UPSTREAM_URL', () => {
     const res = await request(stack, `/app/?cc=no-store`, { cookie: session, accept: 'text/html' });
     assert.equal(res.status, 200, res.describe());
     assert.match(res.headers.get('cache-control') ?? '', /no-store/, res.describe());
+  });
+
+  test('a POST reaches the origin with its method and body, and other cookies pass', async () => {
+    const res = await request(stack, '/app/form?z=9', {
+      method: 'POST',
+      cookie: `${session}; theme=dark`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=1&b=two',
+      accept: 'application/json',
+    });
+    const seen = echoed(res);
+    assert.equal(seen.method, 'POST');
+    assert.equal(seen.url, '/app/form?z=9');
+    assert.equal(seen.body, 'a=1&b=two');
+    assert.equal(seen.headers.cookie, 'theme=dark');
+    assert.match(res.headers.get('vary') ?? '', /cookie/i, res.describe());
+  });
+
+  test('a redirect of the origin to its own address is rewritten to the public origin', async () => {
+    const res = await request(stack, `/app/?redirect=${encodeURIComponent('ORIGIN/app/next?q=1')}`, { cookie: session, accept: 'text/html' });
+    assert.equal(res.status, 302, res.describe());
+    assert.equal(res.headers.get('location'), `${stack.base}/app/next?q=1`);
+    const foreign = await request(stack, `/app/?redirect=${encodeURIComponent('https://elsewhere.test/x')}`, { cookie: session, accept: 'text/html' });
+    assert.equal(foreign.headers.get('location'), 'https://elsewhere.test/x', 'other sites are left alone');
+    const relative = await request(stack, `/app/?redirect=${encodeURIComponent('/app/rel')}`, { cookie: session, accept: 'text/html' });
+    assert.equal(relative.headers.get('location'), '/app/rel');
   });
 
   test('without a session nothing reaches the origin', async () => {
