@@ -680,14 +680,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     }
 
     async fn logout(&self, req: &Request, site: &Site) -> Response {
-        // Same-origin only: the browser's `Origin` (or, without it, `Sec-Fetch-Site`) must say
-        // the form was posted from this site. Together with the CSRF token this stops
-        // cross-site sign-out.
+        // Same-origin only: the browser's `Origin` must be this site. Browsers send
+        // `Origin: null` when the page's Referrer-Policy is `no-referrer` (ours is); then, as
+        // when there is no `Origin`, `Sec-Fetch-Site: same-origin` (which no page can forge)
+        // must say so. Together with the CSRF token this stops cross-site sign-out.
+        let fetch_site = req.header(header::HeaderName::from_static("sec-fetch-site"));
         let same_origin = match req.header(header::ORIGIN) {
+            Some("null") | None => fetch_site == Some("same-origin"),
             Some(origin) => origin == site.origin(),
-            None => {
-                req.header(header::HeaderName::from_static("sec-fetch-site")) == Some("same-origin")
-            }
         };
         if !same_origin {
             self.event("warn", "logout_refused", req, Some("cross-origin"));

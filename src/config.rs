@@ -226,7 +226,7 @@ impl Config {
                 },
             }
         };
-        let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 60);
+        let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 10);
         let session_check_interval = seconds("SESSION_CHECK_INTERVAL", 300, 1);
         if session_check_interval > session_max_age {
             err(

@@ -522,6 +522,23 @@ fn revoked_session_ends_at_the_next_renewal() {
 }
 
 #[test]
+fn a_form_posted_from_our_no_referrer_page_signs_out() {
+    // Chromium sends `Origin: null` from a page with `Referrer-Policy: no-referrer`.
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", "null"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let r = w.request(Method::POST, "/auth/logout", &headers, &body);
+    assert_eq!(r.status, 303);
+}
+
+#[test]
 fn sign_out_everywhere_ends_every_session_of_the_user() {
     let w = world(&[]);
     let a = w.sign_in("ada@example.com", "111");
@@ -580,6 +597,18 @@ fn sign_out_without_csrf_token_or_from_another_site_changes_nothing() {
             good.clone(),
         ),
         (vec![("cookie", cookie.as_str())], good.clone()),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", "null")],
+            good.clone(),
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            good.clone(),
+        ),
     ] {
         let r = w.request(Method::POST, "/auth/logout", &headers, &body);
         assert_eq!(r.status, 403, "{headers:?} {body}");

@@ -86,19 +86,32 @@ export async function signInThroughChooser(page, stack, { callbackUrl = '/docs/'
   assert.equal(new URL(page.url()).pathname, new URL(callbackUrl, stack.base).pathname, `sign-in ended on ${page.url()}`);
 }
 
-/** Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page; returns the violations. */
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page. Returns { violations, checked }:
+ * `checked` lists the rules that found something to check and passed, so a caller can tell a
+ * clean page from an audit that looked at nothing. Rules axe could not decide (`incomplete`)
+ * count as violations here: a page this simple should leave no doubt.
+ */
 export async function axeViolations(page) {
   const loaded = await page.evaluate(() => typeof window.axe === 'object').catch(() => false);
   if (!loaded) await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
   return page.evaluate(async (tags) => {
-    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
-    return result.violations.map((v) => ({
-      id: v.id,
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: tags } });
+    const describe = (v, undecided) => ({
+      id: undecided ? `${v.id} (undecided)` : v.id,
       impact: v.impact,
       help: v.help,
       helpUrl: v.helpUrl,
-      nodes: v.nodes.map((n) => ({ target: n.target.join(' '), html: n.html, summary: n.failureSummary })),
-    }));
+      nodes: v.nodes.map((n) => ({
+        target: n.target.join(' '),
+        html: n.html,
+        summary: n.failureSummary ?? [...n.any, ...n.all, ...n.none].map((c) => c.message).join('; '),
+      })),
+    });
+    return {
+      violations: [...result.violations.map((v) => describe(v, false)), ...result.incomplete.map((v) => describe(v, true))],
+      checked: result.passes.map((p) => p.id),
+    };
   }, AXE_TAGS);
 }
 

@@ -104,10 +104,15 @@ describe('the auth pages in a browser', () => {
 
     const visited = [];
     page.on('request', (r) => { if (r.isNavigationRequest()) visited.push(`${r.method()} ${new URL(r.url()).pathname}`); });
-    await Promise.all([
-      page.waitForURL((u) => u.pathname === '/auth/login'),
+    const [posted] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/auth/logout'),
       page.getByRole('button', { name: 'Sign out', exact: true }).click(),
     ]);
+    const sent = await posted.request().allHeaders();
+    assert.equal(posted.status(), 303,
+      `the sign-out POST is accepted (the browser sent Origin: ${sent.origin}, Sec-Fetch-Site: ${sent['sec-fetch-site']}); `
+      + `got ${posted.status()} ${await posted.text().catch(() => '')}`);
+    await page.waitForURL((u) => u.pathname === '/auth/login');
     assert.deepEqual(visited.slice(0, 3), ['POST /auth/logout', 'GET /', 'GET /auth/login'], `navigations: ${visited.join(', ')}`);
     assert.equal(new URL(page.url()).searchParams.get('callbackUrl'), '/', page.url());
     assert.deepEqual(await sessionCookies(context), [], 'the session cookie is gone');
@@ -205,7 +210,10 @@ describe('the auth pages in a browser', () => {
             const res = await open(page);
             if (status !== null) assert.equal(res?.status(), status, `${name}: status of ${page.url()}`);
             assert.equal(await page.evaluate(() => matchMedia('(prefers-color-scheme: dark)').matches), scheme === 'dark');
-            const violations = await axeViolations(page);
+            const { violations, checked } = await axeViolations(page);
+            for (const rule of ['color-contrast', 'document-title', 'html-has-lang']) {
+              assert.ok(checked.includes(rule), `${name}: axe checked ${rule} (checked: ${checked.join(', ')})`);
+            }
             if (violations.length) report.push(formatViolations(`${name} ${scheme} ${width}`, violations));
             await saveScreenshot(page, `${name}-${scheme}-${width}`);
           }

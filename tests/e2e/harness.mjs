@@ -258,23 +258,37 @@ export async function startStack({ vars = {}, name } = {}) {
       ADMIN_EMAILS: ADMIN_EMAIL,
       ...vars,
     };
-    const args = [
-      'dev',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--inspector-port', String(inspectorPort),
-      '--persist-to', persistDir,
-      '--env-file', envFile,
-      '--show-interactive-dev-session=false',
-      '--log-level', 'log', // 'info' would hide the worker's own console.log lines
-    ];
-    if (process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir));
-    for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
-
-    const wrangler = spawnLogged(WRANGLER, args, { env: toolEnv(), logFile: path.join(ARTIFACTS, `${label}-wrangler.log`) });
-    procs.push(wrangler);
-
-    await waitForWorker(base, wrangler);
+    // One wrangler dev on this port and state; `restart` replaces it (same origin, same D1),
+    // e.g. to change SESSION_KEYS the way a deployment would.
+    let currentVars = allVars;
+    let wrangler = null;
+    let launches = 0;
+    const launch = async () => {
+      launches += 1;
+      const args = [
+        'dev',
+        '--ip', '127.0.0.1',
+        '--port', String(port),
+        '--inspector-port', String(inspectorPort),
+        '--persist-to', persistDir,
+        '--env-file', envFile,
+        '--show-interactive-dev-session=false',
+        '--log-level', 'log', // 'info' would hide the worker's own console.log lines
+      ];
+      if (process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir));
+      for (const [k, v] of Object.entries(currentVars)) args.push('--var', `${k}:${v}`);
+      const logName = `${label}-wrangler${launches > 1 ? `-${launches}` : ''}.log`;
+      wrangler = spawnLogged(WRANGLER, args, { env: toolEnv(), logFile: path.join(ARTIFACTS, logName) });
+      procs.push(wrangler);
+      await waitForWorker(base, wrangler);
+    };
+    await launch();
+    const restart = async (changedVars = {}) => {
+      await killGroup(wrangler.pid);
+      await wrangler.closeLog();
+      currentVars = { ...currentVars, ...changedVars };
+      await launch();
+    };
 
     const d1 = async (sql) => {
       const { stdout } = await run(
@@ -294,7 +308,8 @@ export async function startStack({ vars = {}, name } = {}) {
       persistDir,
       sessionKeys,
       d1,
-      logs: () => wrangler.out,
+      logs: () => procs.filter((p) => p !== idp.proc).map((p) => p.out).join('\n'),
+      restart,
       idpLogs: () => idp.proc.out,
       wranglerLogFile: wrangler.logFile,
       stop,
