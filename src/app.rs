@@ -22,6 +22,55 @@ use crate::site::Site;
 use crate::store::{SignIn, SignInOutcome, UserStore};
 use crate::time::UnixTime;
 
+/// The hot path's verdict, decided synchronously from the `Cookie` header alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Take the full route (`App::handle`): `/auth/*`, no or expired session, a bearer token,
+    /// a wrong role, an odd path, upstream mode.
+    Full,
+    /// A public path: forward as it is.
+    Public,
+    /// A current session token that this path admits: forward, marked private.
+    Admitted,
+}
+
+/// The hot path: what needs nothing but a signature check (a public path, or an unexpired
+/// session token the path admits, for `ASSETS`) is decided here with no I/O and no
+/// allocation beyond the token's claims; everything else gets [`Quick::Full`], where
+/// [`App::handle`] decides with the same rules.
+pub fn quick_decision(
+    config: &Config,
+    origin: &str,
+    path: &str,
+    cookie: Option<&str>,
+    bearer: bool,
+    now: UnixTime,
+) -> Quick {
+    if config.upstream_url.is_some() || bearer || path == "/auth" || path.starts_with("/auth/") {
+        return Quick::Full;
+    }
+    match gate::admit(&config.gate, path, None) {
+        Decision::Public => return Quick::Public,
+        Decision::BadPath => return Quick::Full,
+        _ => {}
+    }
+    let site = match &config.auth_url {
+        Some(url) => Site::from_url(url),
+        None => Site::from_origin(origin),
+    };
+    let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
+        return Quick::Full;
+    };
+    match token::verify(&config.keys, UntrustedSession(raw), site.origin(), now) {
+        Ok(Verified::Current(session))
+            if gate::admit(&config.gate, path, Some(&session)) == Decision::Admit =>
+        {
+            Quick::Admitted
+        }
+        _ => Quick::Full,
+    }
+}
+
 /// A response body with its status and headers.
 pub type Response = http::Response<Vec<u8>>;
 

@@ -40,11 +40,7 @@ fn str_at<'a>(t: &'a toml::Table, path: &[&str]) -> Option<&'a str> {
 
 fn check_common(path: &str) -> (toml::Table, Config) {
     let t = load(path);
-    assert_eq!(
-        str_at(&t, &["main"]),
-        Some("build/index.js"),
-        "{path}: main"
-    );
+    assert_eq!(str_at(&t, &["main"]), Some("js/entry.mjs"), "{path}: main");
     assert_eq!(
         str_at(&t, &["build", "command"]),
         Some("bash scripts/build"),

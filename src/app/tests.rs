@@ -1027,3 +1027,60 @@ fn upstream_redirects_to_its_own_origin_point_back_at_the_site() {
         assert_eq!(rewrite_location(loc, &up, SITE).as_deref(), want, "{loc}");
     }
 }
+
+#[test]
+fn hot_path_decides_only_what_a_signature_check_can() {
+    let w = world(&[
+        ("PUBLIC_PATHS", "/public/*"),
+        ("ROLE_PATHS", "/admin/*=admin"),
+    ]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let now = UnixTime(T0 + 10);
+    let quick = |path: &str, cookie: Option<&str>, bearer: bool, at: UnixTime| {
+        quick_decision(&w.config, SITE, path, cookie, bearer, at)
+    };
+    assert_eq!(quick("/docs/", Some(&cookie), false, now), Quick::Admitted);
+    assert_eq!(quick("/public/x", None, false, now), Quick::Public);
+    for (path, c, bearer, at, why) in [
+        ("/docs/", None, false, now, "no session"),
+        (
+            "/docs/",
+            Some(cookie.as_str()),
+            false,
+            UnixTime(T0 + 300),
+            "expired: renewal needs D1",
+        ),
+        (
+            "/docs/",
+            Some(cookie.as_str()),
+            true,
+            now,
+            "bearer tokens take the full route",
+        ),
+        ("/admin/", Some(cookie.as_str()), false, now, "wrong role"),
+        (
+            "/auth/session",
+            Some(cookie.as_str()),
+            false,
+            now,
+            "auth routes",
+        ),
+        ("/docs/%00", Some(cookie.as_str()), false, now, "odd path"),
+        (
+            "/docs/",
+            Some("__Host-gatehouse_session=x.y.z"),
+            false,
+            now,
+            "bad token",
+        ),
+    ] {
+        assert_eq!(quick(path, c, bearer, at), Quick::Full, "{why}");
+    }
+    let up = world(&[("UPSTREAM_URL", "https://my-site.pages.dev")]);
+    assert_eq!(
+        quick_decision(&up.config, SITE, "/docs/", Some(&cookie), false, now),
+        Quick::Full
+    );
+    // The full route agrees wherever the hot path admits.
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+}

@@ -8,19 +8,24 @@ use worker::{D1Database, D1PreparedStatement};
 use crate::store::{SessionRecord, SignIn, SignInOutcome, StoreError, User, UserStore};
 use crate::time::UnixTime;
 
-/// The D1 store.
-pub struct D1Store {
-    db: D1Database,
+/// The D1 store. The binding is looked up on first use: the hot path never touches it, and a
+/// deployment without `DB` fails only where D1 is needed, with a logged reason.
+pub struct D1Store<'e> {
+    env: &'e worker::Env,
 }
 
-impl D1Store {
-    /// Wraps the `DB` binding.
-    pub fn new(db: D1Database) -> Self {
-        Self { db }
+impl<'e> D1Store<'e> {
+    /// The store of the `DB` binding of `env`.
+    pub fn new(env: &'e worker::Env) -> Self {
+        Self { env }
+    }
+
+    fn db(&self) -> Result<D1Database, StoreError> {
+        self.env.d1("DB").map_err(|e| fail("binding DB", &e))
     }
 
     fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
-        self.db
+        self.db()?
             .prepare(sql)
             .bind(args)
             .map_err(|e| fail("bind", &e))
@@ -97,7 +102,7 @@ const FIND_SESSION: &str = "SELECT s.id AS session_id, s.expires_at, s.revoked_a
      u.id, u.email, u.name, u.image, u.role, u.disabled_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
-impl UserStore for D1Store {
+impl UserStore for D1Store<'_> {
     async fn sign_in(&self, s: &SignIn) -> Result<SignInOutcome, StoreError> {
         let now = int(s.now.secs());
         let (provider, subject) = (text(s.provider), text(&s.subject));
@@ -148,7 +153,7 @@ impl UserStore for D1Store {
             self.statement(FIND_USER, &[provider, subject])?,
         ];
         let results = self
-            .db
+            .db()?
             .batch(statements)
             .await
             .map_err(|e| fail("sign-in batch", &e))?;
