@@ -7,6 +7,7 @@
 //!
 //! Everything but [`runtime`] (wasm only) is plain Rust, tested natively.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;

@@ -81,6 +81,121 @@ pub enum SignInOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError(pub String);
 
+/// A user as the admin page lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The user.
+    pub user: User,
+    /// When the user first signed in.
+    pub created_at: i64,
+    /// Latest `last_seen_at` of the user's sessions.
+    pub last_seen_at: Option<i64>,
+    /// Sessions neither revoked nor expired.
+    pub active_sessions: i64,
+}
+
+/// One session of a user, for the admin page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// Created.
+    pub created_at: i64,
+    /// Last renewal.
+    pub last_seen_at: i64,
+    /// Absolute end.
+    pub expires_at: i64,
+    /// Revoked, if so.
+    pub revoked_at: Option<i64>,
+    /// Browser, as sent at sign-in.
+    pub user_agent: Option<String>,
+}
+
+/// One admin action, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Who (email), if known.
+    pub actor: Option<String>,
+    /// What.
+    pub action: String,
+    /// On whom or what.
+    pub target: Option<String>,
+    /// When.
+    pub created_at: i64,
+}
+
+/// A change an admin makes. Applied together with its audit row, atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Give `user_id` the role `role`.
+    SetRole {
+        /// Target user.
+        user_id: String,
+        /// New role.
+        role: String,
+    },
+    /// Lock the user out: `disabled_at` set and every session revoked.
+    Disable {
+        /// Target user.
+        user_id: String,
+    },
+    /// Let the user sign in again.
+    Enable {
+        /// Target user.
+        user_id: String,
+    },
+    /// End one session of the user.
+    RevokeSession {
+        /// Its user.
+        user_id: String,
+        /// The session.
+        session_id: String,
+    },
+    /// End every session of the user.
+    RevokeAll {
+        /// Target user.
+        user_id: String,
+    },
+}
+
+impl AdminAction {
+    /// The target user.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Self::SetRole { user_id, .. }
+            | Self::Disable { user_id }
+            | Self::Enable { user_id }
+            | Self::RevokeSession { user_id, .. }
+            | Self::RevokeAll { user_id } => user_id,
+        }
+    }
+
+    /// The audit log's `action`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SetRole { .. } => "set-role",
+            Self::Disable { .. } => "disable",
+            Self::Enable { .. } => "enable",
+            Self::RevokeSession { .. } => "revoke-session",
+            Self::RevokeAll { .. } => "revoke-all",
+        }
+    }
+
+    /// The audit log's `target`.
+    pub fn target(&self) -> String {
+        match self {
+            Self::SetRole { user_id, role } => format!("{user_id} role={role}"),
+            Self::RevokeSession {
+                user_id,
+                session_id,
+            } => format!("{user_id} session={session_id}"),
+            Self::Disable { user_id } | Self::Enable { user_id } | Self::RevokeAll { user_id } => {
+                user_id.clone()
+            }
+        }
+    }
+}
+
 /// Users, accounts and sessions.
 #[expect(
     async_fn_in_trait,
@@ -95,7 +210,7 @@ pub trait UserStore {
     /// The session and its user (one read), for renewal.
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Marks a renewal: `last_seen_at`, and the role `ADMIN_EMAILS` gives.
+    /// Marks a renewal: `last_seen_at`.
     async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes one session.
@@ -103,22 +218,60 @@ pub trait UserStore {
 
     /// Revokes every session of a user.
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Users by email, after `after` (keyset pagination), whose email starts with `search`
+    /// (case-insensitive), at most `limit`.
+    async fn list_users(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<UserSummary>, StoreError>;
+
+    /// One user.
+    async fn user(&self, id: &str, now: UnixTime) -> Result<Option<UserSummary>, StoreError>;
+
+    /// The user's latest sessions (newest first, at most 50).
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Applies `action` and records it in the audit log, atomically.
+    async fn apply(
+        &self,
+        actor_user_id: &str,
+        action: &AdminAction,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    /// The newest audit entries.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 #[cfg(test)]
 pub mod memory {
     //! The in-memory store the native tests use; same contract as D1.
 
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
 
     use super::*;
 
+    struct MemUser {
+        user: User,
+        created_at: i64,
+    }
+
+    struct MemSession {
+        info: SessionInfo,
+        user_id: String,
+    }
+
     #[derive(Default)]
     struct Data {
-        users: Vec<User>,
+        users: Vec<MemUser>,
         accounts: HashMap<(String, String), String>,
-        sessions: Vec<(SessionRecord, String, i64)>,
+        sessions: Vec<MemSession>,
+        audit: Vec<(String, String, String, i64)>,
     }
 
     /// In-memory store; counts reads so tests can show the hot path never reads.
@@ -126,9 +279,9 @@ pub mod memory {
     pub struct MemoryStore {
         data: RefCell<Data>,
         /// Number of `session` reads.
-        pub reads: std::cell::Cell<usize>,
+        pub reads: Cell<usize>,
         /// When set, every call fails.
-        pub broken: std::cell::Cell<bool>,
+        pub broken: Cell<bool>,
     }
 
     impl MemoryStore {
@@ -145,11 +298,16 @@ pub mod memory {
             self.data.borrow().users.len()
         }
 
-        /// Sets a user's role or disabled time, as an admin would.
+        /// Changes a user directly, as SQL would.
         pub fn update_user(&self, id: &str, f: impl FnOnce(&mut User)) {
-            let mut d = self.data.borrow_mut();
-            if let Some(u) = d.users.iter_mut().find(|u| u.id == id) {
-                f(u);
+            if let Some(u) = self
+                .data
+                .borrow_mut()
+                .users
+                .iter_mut()
+                .find(|u| u.user.id == id)
+            {
+                f(&mut u.user);
             }
         }
 
@@ -159,7 +317,19 @@ pub mod memory {
                 .borrow()
                 .sessions
                 .iter()
-                .any(|(s, _, _)| s.id == id && s.revoked_at.is_some())
+                .any(|s| s.info.id == id && s.info.revoked_at.is_some())
+        }
+
+        fn summary(d: &Data, u: &MemUser, now: UnixTime) -> UserSummary {
+            let mine = d.sessions.iter().filter(|s| s.user_id == u.user.id);
+            UserSummary {
+                user: u.user.clone(),
+                created_at: u.created_at,
+                last_seen_at: mine.clone().map(|s| s.info.last_seen_at).max(),
+                active_sessions: mine
+                    .filter(|s| s.info.revoked_at.is_none() && s.info.expires_at > now.secs())
+                    .count() as i64,
+            }
         }
     }
 
@@ -173,46 +343,50 @@ pub mod memory {
                 None => {
                     if d.users
                         .iter()
-                        .any(|u| u.email.eq_ignore_ascii_case(&s.email))
+                        .any(|u| u.user.email.eq_ignore_ascii_case(&s.email))
                     {
                         return Ok(SignInOutcome::NotLinked);
                     }
-                    d.users.push(User {
-                        id: s.new_user_id.clone(),
-                        email: s.email.clone(),
-                        name: None,
-                        image: None,
-                        role: "user".into(),
-                        disabled_at: None,
+                    d.users.push(MemUser {
+                        user: User {
+                            id: s.new_user_id.clone(),
+                            email: s.email.clone(),
+                            name: None,
+                            image: None,
+                            role: "user".into(),
+                            disabled_at: None,
+                        },
+                        created_at: s.now.secs(),
                     });
                     d.accounts.insert(key, s.new_user_id.clone());
                     s.new_user_id.clone()
                 }
             };
-            let user = d
+            let entry = d
                 .users
                 .iter_mut()
-                .find(|u| u.id == user_id)
+                .find(|u| u.user.id == user_id)
                 .expect("account without user");
-            user.name = s.name.clone();
-            user.image = s.image.clone();
+            entry.user.name = s.name.clone();
+            entry.user.image = s.image.clone();
             if s.make_admin {
-                user.role = "admin".into();
+                entry.user.role = "admin".into();
             }
-            let user = user.clone();
+            let user = entry.user.clone();
             if user.disabled_at.is_some() {
                 return Ok(SignInOutcome::Disabled);
             }
-            d.sessions.push((
-                SessionRecord {
+            d.sessions.push(MemSession {
+                info: SessionInfo {
                     id: s.session_id.clone(),
+                    created_at: s.now.secs(),
+                    last_seen_at: s.now.secs(),
                     expires_at: s.expires_at.secs(),
                     revoked_at: None,
-                    user: user.clone(),
+                    user_agent: s.user_agent.clone(),
                 },
-                user.id.clone(),
-                s.now.secs(),
-            ));
+                user_id: user.id.clone(),
+            });
             Ok(SignInOutcome::SignedIn(user))
         }
 
@@ -222,37 +396,45 @@ pub mod memory {
             let d = self.data.borrow();
             Ok(d.sessions
                 .iter()
-                .find(|(s, _, _)| s.id == id)
-                .map(|(s, uid, _)| {
-                    let mut s = s.clone();
-                    s.user = d
+                .find(|s| s.info.id == id)
+                .map(|s| SessionRecord {
+                    id: s.info.id.clone(),
+                    expires_at: s.info.expires_at,
+                    revoked_at: s.info.revoked_at,
+                    user: d
                         .users
                         .iter()
-                        .find(|u| u.id == *uid)
-                        .cloned()
-                        .expect("session without user");
-                    s
+                        .find(|u| u.user.id == s.user_id)
+                        .expect("session without user")
+                        .user
+                        .clone(),
                 }))
         }
 
         async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
             self.check()?;
-            let mut d = self.data.borrow_mut();
-            if let Some(entry) = d.sessions.iter_mut().find(|(s, _, _)| s.id == id) {
-                entry.2 = now.secs();
+            for s in self
+                .data
+                .borrow_mut()
+                .sessions
+                .iter_mut()
+                .filter(|s| s.info.id == id)
+            {
+                s.info.last_seen_at = now.secs();
             }
             Ok(())
         }
 
         async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
             self.check()?;
-            let mut d = self.data.borrow_mut();
-            for (s, _, _) in d
+            for s in self
+                .data
+                .borrow_mut()
                 .sessions
                 .iter_mut()
-                .filter(|(s, _, _)| s.id == id && s.revoked_at.is_none())
+                .filter(|s| s.info.id == id)
             {
-                s.revoked_at = Some(now.secs());
+                s.info.revoked_at.get_or_insert(now.secs());
             }
             Ok(())
         }
@@ -263,11 +445,140 @@ pub mod memory {
             now: UnixTime,
         ) -> Result<(), StoreError> {
             self.check()?;
-            let mut d = self.data.borrow_mut();
-            for (s, _, _) in d.sessions.iter_mut().filter(|(_, u, _)| u == user_id) {
-                s.revoked_at.get_or_insert(now.secs());
+            for s in self
+                .data
+                .borrow_mut()
+                .sessions
+                .iter_mut()
+                .filter(|s| s.user_id == user_id)
+            {
+                s.info.revoked_at.get_or_insert(now.secs());
             }
             Ok(())
+        }
+
+        async fn list_users(
+            &self,
+            search: Option<&str>,
+            after: Option<&str>,
+            limit: u32,
+            now: UnixTime,
+        ) -> Result<Vec<UserSummary>, StoreError> {
+            self.check()?;
+            let d = self.data.borrow();
+            let mut users: Vec<&MemUser> = d
+                .users
+                .iter()
+                .filter(|u| {
+                    search
+                        .is_none_or(|q| u.user.email.to_lowercase().starts_with(&q.to_lowercase()))
+                })
+                .filter(|u| after.is_none_or(|a| u.user.email.to_lowercase() > a.to_lowercase()))
+                .collect();
+            users.sort_by_key(|u| u.user.email.to_lowercase());
+            Ok(users
+                .into_iter()
+                .take(limit as usize)
+                .map(|u| Self::summary(&d, u, now))
+                .collect())
+        }
+
+        async fn user(&self, id: &str, now: UnixTime) -> Result<Option<UserSummary>, StoreError> {
+            self.check()?;
+            let d = self.data.borrow();
+            Ok(d.users
+                .iter()
+                .find(|u| u.user.id == id)
+                .map(|u| Self::summary(&d, u, now)))
+        }
+
+        async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
+            self.check()?;
+            let d = self.data.borrow();
+            let mut v: Vec<SessionInfo> = d
+                .sessions
+                .iter()
+                .filter(|s| s.user_id == user_id)
+                .map(|s| s.info.clone())
+                .collect();
+            v.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+            v.truncate(50);
+            Ok(v)
+        }
+
+        async fn apply(
+            &self,
+            actor: &str,
+            action: &AdminAction,
+            now: UnixTime,
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            let t = now.secs();
+            {
+                let mut d = self.data.borrow_mut();
+                let uid = action.user_id().to_owned();
+                match action {
+                    AdminAction::SetRole { role, .. } => {
+                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                            u.user.role = role.clone();
+                        }
+                    }
+                    AdminAction::Disable { .. } => {
+                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                            u.user.disabled_at.get_or_insert(t);
+                        }
+                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                            s.info.revoked_at.get_or_insert(t);
+                        }
+                    }
+                    AdminAction::Enable { .. } => {
+                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                            u.user.disabled_at = None;
+                        }
+                    }
+                    AdminAction::RevokeSession { session_id, .. } => {
+                        for s in d
+                            .sessions
+                            .iter_mut()
+                            .filter(|s| s.info.id == *session_id && s.user_id == uid)
+                        {
+                            s.info.revoked_at.get_or_insert(t);
+                        }
+                    }
+                    AdminAction::RevokeAll { .. } => {
+                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                            s.info.revoked_at.get_or_insert(t);
+                        }
+                    }
+                }
+                d.audit.push((
+                    actor.to_owned(),
+                    action.name().to_owned(),
+                    action.target(),
+                    t,
+                ));
+            }
+            Ok(())
+        }
+
+        async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+            self.check()?;
+            let d = self.data.borrow();
+            Ok(d.audit
+                .iter()
+                .rev()
+                .take(limit as usize)
+                .map(|(actor, action, target, at)| AuditEntry {
+                    actor: d
+                        .users
+                        .iter()
+                        .find(|u| u.user.id == *actor)
+                        .map(|u| u.user.email.clone()),
+                    action: action.clone(),
+                    target: Some(target.clone()),
+                    created_at: *at,
+                })
+                .collect())
         }
     }
 }

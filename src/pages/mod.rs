@@ -63,6 +63,112 @@ struct Forbidden<'a> {
     email: &'a str,
 }
 
+/// One row of the users table.
+#[derive(Debug)]
+pub struct UserRow {
+    /// Link to the user's detail.
+    pub link: String,
+    /// Email.
+    pub email: String,
+    /// Name or empty.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Created (UTC).
+    pub created: String,
+    /// Last seen (UTC) or "never".
+    pub last_seen: String,
+    /// Live sessions.
+    pub active_sessions: i64,
+    /// Disabled.
+    pub disabled: bool,
+}
+
+/// One session of the detail view.
+#[derive(Debug)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Started (UTC).
+    pub created: String,
+    /// Last seen (UTC).
+    pub last_seen: String,
+    /// `active`, `revoked` or `expired`.
+    pub state: &'static str,
+    /// Browser.
+    pub user_agent: String,
+}
+
+/// The detail of one user.
+#[derive(Debug)]
+pub struct UserDetail {
+    /// User id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// Created (UTC).
+    pub created: String,
+    /// Disabled.
+    pub disabled: bool,
+    /// Sessions.
+    pub sessions: Vec<SessionRow>,
+}
+
+/// One audit entry.
+#[derive(Debug)]
+pub struct AuditRow {
+    /// When (UTC).
+    pub when: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Target.
+    pub target: String,
+}
+
+/// Everything the admin page shows.
+#[derive(Debug, Template)]
+#[template(path = "admin.html")]
+pub struct Admin<'a> {
+    /// Stylesheet (set by [`admin`]).
+    pub style: &'a str,
+    /// Site name.
+    pub site_name: &'a str,
+    /// The admin's email.
+    pub actor_email: &'a str,
+    /// The CSRF token of the admin's session.
+    pub csrf_token: &'a str,
+    /// `SESSION_CHECK_INTERVAL` in words.
+    pub interval: String,
+    /// What was just done.
+    pub message: Option<&'a str>,
+    /// Why the last action was refused.
+    pub refusal: Option<&'a str>,
+    /// The search box.
+    pub search: &'a str,
+    /// The users of this page.
+    pub users: Vec<UserRow>,
+    /// The next page.
+    pub next_url: Option<String>,
+    /// One user's detail instead of the list.
+    pub detail: Option<UserDetail>,
+    /// Roles that may be given.
+    pub roles: &'a [String],
+    /// Recent admin actions.
+    pub audit: Vec<AuditRow>,
+}
+
+/// Renders the admin page.
+pub fn admin(mut page: Admin<'_>) -> String {
+    page.style = STYLE;
+    render(&page)
+}
+
 fn render(t: &impl Template) -> String {
     // Templates are checked at compile time and write into a String: rendering cannot fail
     // short of running out of memory.

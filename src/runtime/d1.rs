@@ -5,7 +5,10 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
-use crate::store::{SessionRecord, SignIn, SignInOutcome, StoreError, User, UserStore};
+use crate::store::{
+    AdminAction, AuditEntry, SessionInfo, SessionRecord, SignIn, SignInOutcome, StoreError, User,
+    UserStore, UserSummary,
+};
 use crate::time::UnixTime;
 
 /// The D1 store. The binding is looked up on first use: the hot path never touches it, and a
@@ -81,6 +84,51 @@ struct SessionRow {
     #[serde(flatten)]
     user: UserRow,
 }
+
+#[derive(Deserialize)]
+struct SummaryRow {
+    created_at: f64,
+    last_seen_at: Option<f64>,
+    active_sessions: f64,
+    #[serde(flatten)]
+    user: UserRow,
+}
+
+impl From<SummaryRow> for UserSummary {
+    fn from(r: SummaryRow) -> Self {
+        Self {
+            created_at: r.created_at as i64,
+            last_seen_at: r.last_seen_at.map(|t| t as i64),
+            active_sessions: r.active_sessions as i64,
+            user: r.user.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionInfoRow {
+    id: String,
+    created_at: f64,
+    last_seen_at: f64,
+    expires_at: f64,
+    revoked_at: Option<f64>,
+    user_agent: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AuditRow {
+    actor: Option<String>,
+    action: String,
+    target: Option<String>,
+    created_at: f64,
+}
+
+// One row per user with its last activity and live sessions; the subqueries use
+// `sessions_user_id`, so a page of 50 costs 100 index lookups whatever the table size.
+const SUMMARY_SELECT: &str = "SELECT u.id, u.email, u.name, u.image, u.role, u.disabled_at, u.created_at, \
+     (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) AS last_seen_at, \
+     (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > ?1) \
+     AS active_sessions FROM users u";
 
 const CREATE_USER: &str = "INSERT INTO users (id, email, email_verified, name, image, role, created_at, updated_at) \
      SELECT ?1, ?2, 1, ?3, ?4, 'user', ?5, ?5 \
@@ -214,5 +262,147 @@ impl UserStore for D1Store<'_> {
         .await
         .map_err(|e| fail("revoke all", &e))?;
         Ok(())
+    }
+
+    async fn list_users(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<UserSummary>, StoreError> {
+        // Keyset pagination and prefix search are ranges on the email index (NOCASE), so a
+        // page is an index seek, never a scan, with 100k users as with 10. Only fixed SQL
+        // fragments are joined; every value is bound.
+        let mut sql = String::from(SUMMARY_SELECT);
+        let mut args = vec![int(now.secs())];
+        let mut conditions = Vec::new();
+        if let Some(q) = search.filter(|q| !q.is_empty()) {
+            args.push(text(q));
+            conditions.push(format!("u.email >= ?{}", args.len()));
+            args.push(JsValue::from_str(&format!("{q}\u{10FFFF}")));
+            conditions.push(format!("u.email < ?{}", args.len()));
+        }
+        if let Some(a) = after {
+            args.push(text(a));
+            conditions.push(format!("u.email > ?{}", args.len()));
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        args.push(JsValue::from_f64(f64::from(limit)));
+        sql.push_str(&format!(" ORDER BY u.email LIMIT ?{}", args.len()));
+        let rows: Vec<SummaryRow> = self
+            .statement(&sql, &args)?
+            .all()
+            .await
+            .map_err(|e| fail("list users", &e))?
+            .results()
+            .map_err(|e| fail("list users rows", &e))?;
+        Ok(rows.into_iter().map(UserSummary::from).collect())
+    }
+
+    async fn user(&self, id: &str, now: UnixTime) -> Result<Option<UserSummary>, StoreError> {
+        let row: Option<SummaryRow> = self
+            .statement(
+                &format!("{SUMMARY_SELECT} WHERE u.id = ?2"),
+                &[int(now.secs()), text(id)],
+            )?
+            .first(None)
+            .await
+            .map_err(|e| fail("user read", &e))?;
+        Ok(row.map(UserSummary::from))
+    }
+
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows: Vec<SessionInfoRow> = self
+            .statement(
+                "SELECT id, created_at, last_seen_at, expires_at, revoked_at, user_agent FROM sessions \
+                 WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 50",
+                &[text(user_id)],
+            )?
+            .all()
+            .await
+            .map_err(|e| fail("sessions read", &e))?
+            .results()
+            .map_err(|e| fail("sessions rows", &e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionInfo {
+                id: r.id,
+                created_at: r.created_at as i64,
+                last_seen_at: r.last_seen_at as i64,
+                expires_at: r.expires_at as i64,
+                revoked_at: r.revoked_at.map(|t| t as i64),
+                user_agent: r.user_agent,
+            })
+            .collect())
+    }
+
+    async fn apply(
+        &self,
+        actor: &str,
+        action: &AdminAction,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let t = int(now.secs());
+        let uid = text(action.user_id());
+        let revoke_all =
+            "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
+        let mut statements = match action {
+            AdminAction::SetRole { role, .. } => vec![self.statement(
+                "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+                &[uid, text(role), t.clone()],
+            )?],
+            AdminAction::Disable { .. } => vec![
+                self.statement(
+                    "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2), updated_at = ?2 WHERE id = ?1",
+                    &[uid.clone(), t.clone()],
+                )?,
+                self.statement(revoke_all, &[uid, t.clone()])?,
+            ],
+            AdminAction::Enable { .. } => vec![self.statement(
+                "UPDATE users SET disabled_at = NULL, updated_at = ?2 WHERE id = ?1",
+                &[uid, t.clone()],
+            )?],
+            AdminAction::RevokeSession { session_id, .. } => vec![self.statement(
+                "UPDATE sessions SET revoked_at = ?3 WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
+                &[uid, text(session_id), t.clone()],
+            )?],
+            AdminAction::RevokeAll { .. } => vec![self.statement(revoke_all, &[uid, t.clone()])?],
+        };
+        statements.push(self.statement(
+            "INSERT INTO audit_log (actor_user_id, action, target, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &[text(actor), text(action.name()), text(&action.target()), t],
+        )?);
+        self.db()?
+            .batch(statements)
+            .await
+            .map_err(|e| fail("admin action", &e))?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = self
+            .statement(
+                "SELECT u.email AS actor, a.action, a.target, a.created_at FROM audit_log a \
+                 LEFT JOIN users u ON u.id = a.actor_user_id ORDER BY a.id DESC LIMIT ?1",
+                &[JsValue::from_f64(f64::from(limit))],
+            )?
+            .all()
+            .await
+            .map_err(|e| fail("audit read", &e))?
+            .results()
+            .map_err(|e| fail("audit rows", &e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                created_at: r.created_at as i64,
+            })
+            .collect())
     }
 }

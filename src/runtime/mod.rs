@@ -1,6 +1,8 @@
 //! The only module that talks to the Workers runtime: the fetch entry, configuration from
 //! `Env`, D1, `Fetch`, and the forward to the site.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod d1;
 mod fetch;
 
