@@ -964,8 +964,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let done = req.query("done");
         let refused = req.query("refused");
         let site_name = self.site_name(site);
-        Ok(pages::admin(pages::Admin {
-            style: "",
+        Ok(pages::admin(&pages::Admin {
             site_name: &site_name,
             actor_email: email,
             csrf_token: &csrf_token,

@@ -100,7 +100,13 @@ pub struct JwksCache {
     /// Last fetch that counts against the once-a-minute limit: a refetch for an unknown `kid`
     /// while the cache was fresh, or a failed fetch.
     last_limited: Option<UnixTime>,
+    /// A fetch under way since then: requests meanwhile use what is cached instead of
+    /// starting their own (a stalled provider must not collect one waiting fetch per sign-in).
+    in_flight: Option<UnixTime>,
 }
+
+/// How long a fetch counts as under way (the HTTP client gives up before this).
+const IN_FLIGHT_SECS: i64 = 10;
 
 /// What to do to find the key `kid`.
 #[derive(Debug)]
@@ -122,10 +128,12 @@ impl JwksCache {
     /// is refreshed as usual, and a new `kid` right after that (key rotation) may still
     /// refetch once.
     pub fn lookup(&self, kid: &str, now: UnixTime) -> Lookup {
+        let fetching = self.in_flight.is_some_and(|t| now < t.plus(IN_FLIGHT_SECS));
         let may_fetch = self
             .last_limited
             .is_none_or(|t| now >= t.plus(REFETCH_INTERVAL_SECS));
         let Some(entry) = &self.entry else {
+            // Nothing cached: every waiting sign-in needs keys, so it may fetch too.
             return if may_fetch {
                 Lookup::Fetch { unknown_kid: false }
             } else {
@@ -136,10 +144,19 @@ impl JwksCache {
         if fresh && entry.keys.has(kid) {
             return Lookup::Use(entry.keys.clone());
         }
-        if may_fetch {
+        if may_fetch && !fetching {
             return Lookup::Fetch { unknown_kid: fresh };
         }
         self.stale(now).map_or(Lookup::Unavailable, Lookup::Use)
+    }
+
+    /// Records that a fetch starts now. An unknown-`kid` refetch counts against the limit from
+    /// its start, so concurrent forged `kid`s cost one fetch, not one each.
+    pub fn begin(&mut self, now: UnixTime, unknown_kid: bool) {
+        self.in_flight = Some(now);
+        if unknown_kid {
+            self.last_limited = Some(now);
+        }
     }
 
     /// Records a fetch: its keys and `max-age` on success, `None` on failure.
@@ -149,6 +166,7 @@ impl JwksCache {
         unknown_kid: bool,
         result: Option<(ProviderKeys, i64)>,
     ) {
+        self.in_flight = None;
         match result {
             Some((keys, max_age)) => {
                 if unknown_kid {
@@ -248,6 +266,30 @@ mod tests {
             c.lookup("a", T0.plus(101 + STALE_IF_ERROR_SECS)),
             Lookup::Unavailable
         ));
+    }
+
+    #[test]
+    fn requests_during_a_fetch_use_the_cache_instead_of_fetching_again() {
+        let mut c = cache_with(&["a"], 100);
+        // The cache expired: one request starts a fetch...
+        assert!(matches!(
+            c.lookup("a", T0.plus(100)),
+            Lookup::Fetch { unknown_kid: false }
+        ));
+        c.begin(T0.plus(100), false);
+        // ...the others meanwhile use the (stale) keys, and forged kids do not fetch.
+        assert!(matches!(c.lookup("a", T0.plus(101)), Lookup::Use(_)));
+        assert!(matches!(c.lookup("forged", T0.plus(101)), Lookup::Use(_)));
+        c.fetched(T0.plus(102), false, Some((keys(&["a"]), 100)));
+        // A forged kid's refetch counts from its start: concurrent ones do not fetch.
+        assert!(matches!(
+            c.lookup("forged", T0.plus(103)),
+            Lookup::Fetch { unknown_kid: true }
+        ));
+        c.begin(T0.plus(103), true);
+        assert!(matches!(c.lookup("forged2", T0.plus(103)), Lookup::Use(_)));
+        c.fetched(T0.plus(108), true, None);
+        assert!(matches!(c.lookup("forged3", T0.plus(120)), Lookup::Use(_)));
     }
 
     #[test]

@@ -210,6 +210,7 @@ impl<H: HttpClient> Provider<'_, H> {
             }
             Lookup::Fetch { unknown_kid } => unknown_kid,
         };
+        self.jwks.borrow_mut().begin(self.now, unknown_kid);
         let fetched = self.fetch_jwks().await;
         let mut cache = self.jwks.borrow_mut();
         match fetched {

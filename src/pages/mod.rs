@@ -132,11 +132,8 @@ pub struct AuditRow {
 }
 
 /// Everything the admin page shows.
-#[derive(Debug, Template)]
-#[template(path = "admin.html")]
+#[derive(Debug)]
 pub struct Admin<'a> {
-    /// Stylesheet (set by [`admin`]).
-    pub style: &'a str,
     /// Site name.
     pub site_name: &'a str,
     /// The admin's email.
@@ -163,10 +160,88 @@ pub struct Admin<'a> {
     pub audit: Vec<AuditRow>,
 }
 
+// The admin page is assembled from small templates: one large template with nested
+// conditionals and loops made askama's generated code take minutes to compile.
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    style: &'a str,
+    site_name: &'a str,
+    actor_email: &'a str,
+    interval: &'a str,
+    message: Option<&'a str>,
+    refusal: Option<&'a str>,
+    /// Rendered (escaped) by its own template.
+    section: &'a str,
+    /// Rendered (escaped) by its own template.
+    audit: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct AdminUsers<'a> {
+    search: &'a str,
+    users: &'a [UserRow],
+    next_url: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html")]
+struct AdminUser<'a> {
+    d: &'a UserDetail,
+    csrf_token: &'a str,
+    roles: &'a [String],
+    /// Rendered (escaped) by its own template.
+    sessions: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_sessions.html")]
+struct AdminSessions<'a> {
+    sessions: &'a [SessionRow],
+    csrf_token: &'a str,
+    user_id: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct AdminAudit<'a> {
+    audit: &'a [AuditRow],
+}
+
 /// Renders the admin page.
-pub fn admin(mut page: Admin<'_>) -> String {
-    page.style = STYLE;
-    render(&page)
+pub fn admin(page: &Admin<'_>) -> String {
+    let section = match &page.detail {
+        Some(d) => {
+            let sessions = render(&AdminSessions {
+                sessions: &d.sessions,
+                csrf_token: page.csrf_token,
+                user_id: &d.id,
+            });
+            render(&AdminUser {
+                d,
+                csrf_token: page.csrf_token,
+                roles: page.roles,
+                sessions: &sessions,
+            })
+        }
+        None => render(&AdminUsers {
+            search: page.search,
+            users: &page.users,
+            next_url: page.next_url.as_deref(),
+        }),
+    };
+    let audit = render(&AdminAudit { audit: &page.audit });
+    render(&AdminPage {
+        style: STYLE,
+        site_name: page.site_name,
+        actor_email: page.actor_email,
+        interval: &page.interval,
+        message: page.message,
+        refusal: page.refusal,
+        section: &section,
+        audit: &audit,
+    })
 }
 
 fn render(t: &impl Template) -> String {
@@ -254,6 +329,72 @@ mod tests {
                 "{page}"
             );
         }
+    }
+
+    #[test]
+    fn admin_page_escapes_every_stored_value() {
+        let evil = r#""><script>alert(1)</script>"#;
+        let row = || UserRow {
+            link: evil.into(),
+            email: evil.into(),
+            name: evil.into(),
+            role: evil.into(),
+            created: evil.into(),
+            last_seen: evil.into(),
+            active_sessions: 1,
+            disabled: false,
+        };
+        let audit = || {
+            vec![AuditRow {
+                when: evil.into(),
+                actor: evil.into(),
+                action: evil.into(),
+                target: evil.into(),
+            }]
+        };
+        let roles = vec![evil.to_owned()];
+        let make_list = || Admin {
+            site_name: evil,
+            actor_email: evil,
+            csrf_token: evil,
+            interval: evil.into(),
+            message: Some(evil),
+            refusal: Some(evil),
+            search: evil,
+            users: vec![row()],
+            next_url: Some(evil.into()),
+            detail: None,
+            roles: &roles,
+            audit: audit(),
+        };
+        let detail = Admin {
+            detail: Some(UserDetail {
+                id: evil.into(),
+                email: evil.into(),
+                name: Some(evil.into()),
+                role: evil.into(),
+                created: evil.into(),
+                disabled: true,
+                sessions: vec![SessionRow {
+                    id: evil.into(),
+                    created: evil.into(),
+                    last_seen: evil.into(),
+                    state: "active",
+                    user_agent: evil.into(),
+                }],
+            }),
+            audit: audit(),
+            users: vec![],
+            ..make_list()
+        };
+        for page in [admin(&make_list()), admin(&detail)] {
+            assert!(!page.contains("<script>"), "{page}");
+            assert!(
+                page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+                "{page}"
+            );
+        }
+        assert!(admin(&detail).contains("End session"));
     }
 
     #[test]

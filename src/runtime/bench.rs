@@ -140,3 +140,11 @@ pub fn bench_sign_in_callback(
     }
     ok
 }
+
+/// One session token as sign-in issues it (`token::issue`, which drops `picture`, then `name`,
+/// past 900 bytes), for the cookie-size report. `claims` is [`SessionClaims`] as JSON.
+#[wasm_bindgen(js_name = benchIssue)]
+pub fn bench_issue(keys_json: &str, claims: &str, now: f64) -> Option<String> {
+    let claims: SessionClaims = serde_json::from_str(claims).expect("bench: SessionClaims JSON");
+    token::issue(&key_set(keys_json), claims, time(now), 300)
+}

@@ -198,6 +198,27 @@ describe('the auth pages in a browser', () => {
         return page.goto('/admin/');
       }, 403],
       ['sign-out', async (page) => page.goto('/auth/logout'), 200],
+      // Signing in again as the site admin (ADMIN_EMAILS) opens the admin pages.
+      ['admin', async (page) => {
+        await page.goto('/auth/login?callbackUrl=%2Fauth%2Fadmin');
+        await Promise.all([
+          page.waitForURL((u) => u.href.startsWith(stack.idp)),
+          page.getByRole('link', { name: 'Continue with Google' }).click(),
+        ]);
+        await Promise.all([
+          page.waitForURL(`${stack.base}/auth/admin`),
+          page.getByRole('button', { name: /^Site Admin\b/ }).click(),
+        ]);
+        return page.goto('/auth/admin');
+      }, 200],
+      ['admin-user', async (page) => {
+        const [res] = await Promise.all([
+          page.waitForNavigation(),
+          page.getByRole('link', { name: 'ada@example.com' }).click(),
+        ]);
+        assert.ok(await page.getByRole('button', { name: 'Set role' }).isVisible());
+        return res;
+      }, 200],
     ];
 
     for (const scheme of ['light', 'dark']) {

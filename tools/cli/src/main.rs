@@ -3,6 +3,7 @@
 //! ```text
 //! gatehouse keygen [--alg hs256|eddsa] [--kid ID]            print a new SESSION_KEYS JWK Set
 //! gatehouse keygen --rotate [--alg …] [--kid ID] < old.json  print old.json with a new first key
+//! gatehouse users list|set-role|disable|enable|revoke …      manage users on local or remote D1
 //! ```
 
 use std::io::Read as _;
@@ -13,11 +14,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::{Value, json};
 
+mod users;
+mod wrangler;
+
 const USAGE: &str = "usage:
   gatehouse keygen [--alg hs256|eddsa] [--kid ID]             print a new SESSION_KEYS JWK Set
   gatehouse keygen --rotate [--alg hs256|eddsa] [--kid ID]    read a JWK Set on stdin, print it with a new first key
+  gatehouse users list [--search TEXT] [--limit N]            users with role, last seen, active sessions
+  gatehouse users set-role EMAIL ROLE                         e.g. make the first admin
+  gatehouse users disable|enable|revoke EMAIL                 lock out / let in / end every session
+                                                              (users commands take --local|--remote and more:
+                                                              gatehouse users --help)
 
-Store the output as a secret: gatehouse keygen | npx wrangler secret put SESSION_KEYS";
+Store the keygen output as a secret: gatehouse keygen | npx wrangler secret put SESSION_KEYS
+The first admin: sign in once, then gatehouse users set-role you@example.com admin --remote
+(or list the email in ADMIN_EMAILS).";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Alg {
@@ -102,6 +113,28 @@ fn keygen(
     Ok(json!({ "keys": keys }).to_string())
 }
 
+fn users_main(args: &[String]) -> ExitCode {
+    let result = match std::env::current_dir() {
+        Ok(cwd) => {
+            let program = wrangler::locate(&cwd);
+            users::run(args, |a| wrangler::run(&program, a))
+        }
+        Err(e) => Err(users::Failure::Wrangler(format!(
+            "no current directory ({e})"
+        ))),
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("gatehouse users: {}", f.message());
+            ExitCode::from(f.exit_code())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -112,6 +145,7 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("reading stdin: {e}"))?;
             Ok(s)
         }),
+        Some("users") => return users_main(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
