@@ -27,6 +27,21 @@ impl<'e> D1Store<'e> {
         self.env.d1("DB").map_err(|e| fail("binding DB", &e))
     }
 
+    /// Every row of one query.
+    async fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<T>, StoreError> {
+        self.statement(sql, args)?
+            .all()
+            .await
+            .map_err(|e| fail(what, &e))?
+            .results()
+            .map_err(|e| fail(what, &e))
+    }
+
     fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
         self.db()?
             .prepare(sql)
@@ -293,13 +308,7 @@ impl UserStore for D1Store<'_> {
         }
         args.push(JsValue::from_f64(f64::from(limit)));
         sql.push_str(&format!(" ORDER BY u.email LIMIT ?{}", args.len()));
-        let rows: Vec<SummaryRow> = self
-            .statement(&sql, &args)?
-            .all()
-            .await
-            .map_err(|e| fail("list users", &e))?
-            .results()
-            .map_err(|e| fail("list users rows", &e))?;
+        let rows: Vec<SummaryRow> = self.rows("list users", &sql, &args).await?;
         Ok(rows.into_iter().map(UserSummary::from).collect())
     }
 
@@ -317,16 +326,13 @@ impl UserStore for D1Store<'_> {
 
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
         let rows: Vec<SessionInfoRow> = self
-            .statement(
+            .rows(
+                "sessions read",
                 "SELECT id, created_at, last_seen_at, expires_at, revoked_at, user_agent FROM sessions \
                  WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 50",
                 &[text(user_id)],
-            )?
-            .all()
-            .await
-            .map_err(|e| fail("sessions read", &e))?
-            .results()
-            .map_err(|e| fail("sessions rows", &e))?;
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
@@ -385,16 +391,13 @@ impl UserStore for D1Store<'_> {
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows: Vec<AuditRow> = self
-            .statement(
+            .rows(
+                "audit read",
                 "SELECT u.email AS actor, a.action, a.target, a.created_at FROM audit_log a \
                  LEFT JOIN users u ON u.id = a.actor_user_id ORDER BY a.id DESC LIMIT ?1",
                 &[JsValue::from_f64(f64::from(limit))],
-            )?
-            .all()
-            .await
-            .map_err(|e| fail("audit read", &e))?
-            .results()
-            .map_err(|e| fail("audit rows", &e))?;
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| AuditEntry {
