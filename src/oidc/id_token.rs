@@ -32,7 +32,7 @@ impl Audience {
 }
 
 /// The claims Gatehouse reads from Google's ID token.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct IdClaims {
     /// Issuer.
     pub iss: String,
@@ -185,4 +185,325 @@ pub fn validate(
         return Err(IdTokenError::MissingIdentity);
     }
     Ok(claims.custom)
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per rule, in the order of OpenID Connect Core 3.1.3.7.
+    use std::sync::OnceLock;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jwt_compact::alg::{Hs256, Hs256Key, ModulusBits, RsaPrivateKey, RsaPublicKey};
+    use jwt_compact::jwk::JsonWebKey;
+    use jwt_compact::{AlgorithmExt, Header};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+    const CLIENT: &str = "client-1";
+    const NONCE: &str = "n-0S6_WzA2Mj";
+
+    fn key() -> &'static (RsaPrivateKey, RsaPublicKey) {
+        static KEY: OnceLock<(RsaPrivateKey, RsaPublicKey)> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let (sk, pk) =
+                Rsa::generate(&mut rand::rngs::OsRng, ModulusBits::TwoKibibytes).unwrap();
+            (sk.into_inner(), pk.into_inner())
+        })
+    }
+
+    fn jwks(extra: Value) -> ProviderKeys {
+        let mut jwk = serde_json::to_value(JsonWebKey::from(&key().1)).unwrap();
+        jwk["kid"] = "k1".into();
+        for (k, v) in extra.as_object().unwrap() {
+            jwk[k] = v.clone();
+        }
+        ProviderKeys::parse(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap()
+    }
+
+    fn claims() -> Value {
+        json!({
+            "iss": "https://accounts.google.com", "aud": CLIENT, "azp": CLIENT, "sub": "1234567890",
+            "email": "ada@example.com", "email_verified": true, "nonce": NONCE,
+            "iat": NOW.secs() - 10, "exp": NOW.secs() + 3590,
+        })
+    }
+
+    fn sign_with(kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::empty().with_token_type("JWT");
+        if let Some(kid) = kid {
+            header = header.with_key_id(kid);
+        }
+        Rsa::rs256()
+            .token(&header, &jwt_compact::Claims::new(claims.clone()), &key().0)
+            .unwrap()
+    }
+
+    fn check(token: &str, keys: &ProviderKeys) -> Result<IdClaims, IdTokenError> {
+        let issuers = [
+            String::from("https://accounts.google.com"),
+            String::from("accounts.google.com"),
+        ];
+        validate(
+            token,
+            keys,
+            Expected {
+                issuers: &issuers,
+                client_id: CLIENT,
+                nonce: NONCE,
+                now: NOW,
+            },
+        )
+    }
+
+    fn with(f: impl FnOnce(&mut Value)) -> Result<IdClaims, IdTokenError> {
+        let mut c = claims();
+        f(&mut c);
+        check(&sign_with(Some("k1"), &c), &jwks(json!({})))
+    }
+
+    #[test]
+    fn a_token_as_google_makes_it_is_accepted() {
+        let id = with(|_| {}).unwrap();
+        assert_eq!(
+            (id.sub.as_str(), id.email.as_deref()),
+            ("1234567890", Some("ada@example.com"))
+        );
+        assert_eq!(
+            with(|c| c["iss"] = "accounts.google.com".into()).map(|c| c.iss),
+            Ok("accounts.google.com".into())
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let token = sign_with(Some("k1"), &claims());
+        let payload = token.split('.').nth(1).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
+        assert_eq!(
+            check(&format!("{header}.{payload}."), &jwks(json!({}))),
+            Err(IdTokenError::WrongAlg("none".into()))
+        );
+    }
+
+    #[test]
+    fn hs256_keyed_with_the_providers_public_key_is_refused() {
+        let n = match JsonWebKey::from(&key().1) {
+            JsonWebKey::Rsa { modulus, .. } => modulus.into_owned(),
+            _ => unreachable!(),
+        };
+        let header = Header::empty().with_key_id("k1");
+        let forged = Hs256
+            .token(
+                &header,
+                &jwt_compact::Claims::new(claims()),
+                &Hs256Key::new(n),
+            )
+            .unwrap();
+        assert_eq!(
+            check(&forged, &jwks(json!({}))),
+            Err(IdTokenError::WrongAlg("HS256".into()))
+        );
+    }
+
+    #[test]
+    fn an_alg_the_jwks_key_does_not_declare_is_refused() {
+        let token = sign_with(Some("k1"), &claims());
+        assert_eq!(
+            check(&token, &jwks(json!({ "alg": "RS512" }))),
+            Err(IdTokenError::UnusableKey)
+        );
+        assert_eq!(
+            check(&token, &jwks(json!({ "use": "enc" }))),
+            Err(IdTokenError::UnusableKey)
+        );
+        assert!(check(&token, &jwks(json!({ "alg": "RS256", "use": "sig" }))).is_ok());
+    }
+
+    #[test]
+    fn a_missing_or_unknown_kid_is_refused() {
+        assert_eq!(
+            check(&sign_with(None, &claims()), &jwks(json!({}))),
+            Err(IdTokenError::MissingKid)
+        );
+        assert_eq!(
+            check(&sign_with(Some("k9"), &claims()), &jwks(json!({}))),
+            Err(IdTokenError::UnknownKid)
+        );
+    }
+
+    #[test]
+    fn a_signature_by_another_key_is_refused() {
+        let token = sign_with(Some("k1"), &claims());
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        sig[0] ^= 1;
+        let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(sig));
+        assert_eq!(
+            check(&forged, &jwks(json!({}))),
+            Err(IdTokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn iss_must_be_the_provider() {
+        assert_eq!(
+            with(|c| c["iss"] = "https://evil.example".into()).unwrap_err(),
+            IdTokenError::WrongIssuer
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("iss");
+            })
+            .unwrap_err(),
+            IdTokenError::BadClaims
+        );
+    }
+
+    #[test]
+    fn aud_must_contain_the_client_id() {
+        assert_eq!(
+            with(|c| c["aud"] = "client-2".into()).unwrap_err(),
+            IdTokenError::WrongAudience
+        );
+        assert_eq!(
+            with(|c| c["aud"] = json!(["client-2", "client-3"])).unwrap_err(),
+            IdTokenError::WrongAudience
+        );
+    }
+
+    #[test]
+    fn several_audiences_require_azp_equal_to_the_client_id() {
+        let many = |c: &mut Value| c["aud"] = json!([CLIENT, "client-2"]);
+        assert!(with(many).is_ok());
+        assert_eq!(
+            with(|c| {
+                many(c);
+                c.as_object_mut().unwrap().remove("azp");
+            })
+            .unwrap_err(),
+            IdTokenError::WrongAuthorizedParty
+        );
+        assert_eq!(
+            with(|c| {
+                many(c);
+                c["azp"] = "client-2".into();
+            })
+            .unwrap_err(),
+            IdTokenError::WrongAuthorizedParty
+        );
+    }
+
+    #[test]
+    fn azp_when_present_must_be_the_client_id() {
+        assert_eq!(
+            with(|c| c["azp"] = "client-2".into()).unwrap_err(),
+            IdTokenError::WrongAuthorizedParty
+        );
+        assert!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("azp");
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn exp_must_be_in_the_future_with_60_s_leeway() {
+        assert!(with(|c| c["exp"] = (NOW.secs() - 59).into()).is_ok());
+        assert_eq!(
+            with(|c| c["exp"] = (NOW.secs() - 60).into()).unwrap_err(),
+            IdTokenError::Expired
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })
+            .unwrap_err(),
+            IdTokenError::Expired
+        );
+    }
+
+    #[test]
+    fn iat_must_not_be_in_the_future_beyond_60_s() {
+        assert!(with(|c| c["iat"] = (NOW.secs() + 60).into()).is_ok());
+        assert_eq!(
+            with(|c| c["iat"] = (NOW.secs() + 61).into()).unwrap_err(),
+            IdTokenError::IssuedInFuture
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("iat");
+            })
+            .unwrap_err(),
+            IdTokenError::IssuedInFuture
+        );
+    }
+
+    #[test]
+    fn nonce_must_equal_the_state_cookies() {
+        assert_eq!(
+            with(|c| c["nonce"] = "other".into()).unwrap_err(),
+            IdTokenError::WrongNonce
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("nonce");
+            })
+            .unwrap_err(),
+            IdTokenError::WrongNonce
+        );
+    }
+
+    #[test]
+    fn sub_and_email_are_required() {
+        assert_eq!(
+            with(|c| c["sub"] = "".into()).unwrap_err(),
+            IdTokenError::MissingIdentity
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("email");
+            })
+            .unwrap_err(),
+            IdTokenError::MissingIdentity
+        );
+        assert_eq!(
+            with(|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            })
+            .unwrap_err(),
+            IdTokenError::BadClaims
+        );
+    }
+
+    #[test]
+    fn email_verified_must_be_a_boolean() {
+        // The app refuses `false` (no allowlist match, no linking); a string is not Google's.
+        assert_eq!(
+            with(|c| c["email_verified"] = false.into())
+                .unwrap()
+                .email_verified,
+            Some(false)
+        );
+        assert_eq!(
+            with(|c| c["email_verified"] = "true".into()).unwrap_err(),
+            IdTokenError::BadClaims
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for raw in ["", "a.b", "a.b.c", "not-a-jwt", "....."] {
+            assert!(
+                matches!(
+                    check(raw, &jwks(json!({}))),
+                    Err(IdTokenError::Malformed | IdTokenError::WrongAlg(_))
+                ),
+                "{raw}"
+            );
+        }
+    }
 }
