@@ -18,7 +18,8 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// Sends requests. `worker::Fetch` (with a timeout) in production, closures in tests.
+/// Sends requests: the Workers `Fetch` API (with a timeout, in `runtime`) in production,
+/// closures in tests.
 #[expect(
     async_fn_in_trait,
     reason = "single-threaded wasm: no Send bound wanted"
