@@ -17,8 +17,10 @@ const FULL = 0;
 const PUBLIC = 1;
 const ADMITTED = 2;
 
-export default class extends Gatehouse {
-  async fetch(request) {
+// A plain module worker, not a subclass of the bundle's entrypoint: worker-build wraps that class
+// in Proxies that run on every property access, which cost ~10 % of a forward's throughput.
+export default {
+  async fetch(request, env, ctx) {
     const method = request.method;
     if (method === 'GET' || method === 'HEAD') {
       const headers = request.headers;
@@ -26,10 +28,10 @@ export default class extends Gatehouse {
       if (!headers.has('x-auth-user-id') && !headers.has('x-auth-email') && !headers.has('x-auth-role')) {
         const url = new URL(request.url);
         const bearer = headers.get('authorization')?.startsWith('Bearer ') ?? false;
-        const verdict = gateCheck(this.env, url.origin, url.pathname, headers.get('cookie') ?? undefined, bearer);
-        if (verdict === PUBLIC) return this.env.ASSETS.fetch(request);
+        const verdict = gateCheck(env, url.origin, url.pathname, headers.get('cookie') ?? undefined, bearer);
+        if (verdict === PUBLIC) return env.ASSETS.fetch(request);
         if (verdict === ADMITTED) {
-          const response = await this.env.ASSETS.fetch(request);
+          const response = await env.ASSETS.fetch(request);
           // Protected responses never land in a shared cache.
           const out = new Response(response.body, response);
           out.headers.set('cache-control', privateCacheControl(response.headers.get('cache-control') ?? undefined));
@@ -39,6 +41,7 @@ export default class extends Gatehouse {
         if (verdict !== FULL) throw new Error('gateCheck: unknown verdict');
       }
     }
-    return super.fetch(request);
-  }
-}
+    // The full route: the Rust worker's own entrypoint.
+    return new Gatehouse(ctx, env).fetch(request);
+  },
+};
