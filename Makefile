@@ -1,5 +1,5 @@
 # The two commands a new user needs (README.md): `make dev` and `make test`.
-.PHONY: dev test build setup unit keys
+.PHONY: dev test build setup unit keys bench
 
 dev:
 	bash scripts/dev
@@ -19,3 +19,7 @@ unit:
 # Prints a new SESSION_KEYS JWK Set (HS256); `make keys ALG=eddsa` for Ed25519.
 keys:
 	@cargo run --quiet -p gatehouse-cli -- keygen --alg $(or $(ALG),hs256)
+
+# Benchmark on raw workerd (bench/run.mjs; BENCH_QUICK=1 for a smoke run). Not part of `make test`.
+bench:
+	node bench/run.mjs

@@ -87,6 +87,7 @@ pub fn bench_id_token(
 /// The sign-in callback's CPU without its two network round trips (token endpoint, D1):
 /// open the state cookie, validate the ID token, draw the two ids, sign the session token.
 #[wasm_bindgen(js_name = benchSignInCallback)]
+#[allow(clippy::too_many_arguments)] // a flat signature is what JS calls it with
 pub fn bench_sign_in_callback(
     keys_json: &str,
     jwks: &str,

@@ -1,0 +1,53 @@
+// Micro-benchmarks of Gatehouse's own functions, in wasm, inside workerd: the bench build
+// (cargo feature `bench`, bench/out/gh-bench) exports loops over the real Rust functions
+// (src/runtime/bench.rs), and the same build's `gateCheck` — the export js/entry.mjs calls on
+// every request — is looped here from JS, string marshalling included. Bindings as the
+// contestant's (SESSION_KEYS, AUTH_URL …), so `gateCheck` sees the same configuration.
+import Bench from '../out/gh-bench/index.js';
+import { expectAll, json, measure } from './measure.mjs';
+
+const B = Bench.prototype;
+const ADMITTED = 2;
+
+function cases(env, p, now) {
+  const keys = env.SESSION_KEYS;
+  const origin = env.AUTH_URL;
+  return {
+    // token::verify of a current session token (signature, header, iss/aud/iat/exp/sxp).
+    verify: (n) => expectAll('verify', B.benchSessionVerify(keys, p.token, origin, now, n), n),
+    // The whole hot-path call from JS: strings into wasm, cookie parse, gate rules, verify.
+    gateCheck: (n) => {
+      const cookie = `gatehouse_session=${p.token}`;
+      let ok = 0;
+      for (let i = 0; i < n; i++) if (B.gateCheck(env, origin, '/', cookie, false) === ADMITTED) ok++;
+      expectAll('gateCheck', ok, n);
+    },
+    // Renewal minus its D1 read: verify the expired token, issue the next one.
+    renewal: (n) => expectAll('renewal', B.benchRenewal(keys, p.expired, origin, now, n), n),
+    // RS256 ID-token validation (pure Rust RSA), JWKS parsed once as the isolate caches it.
+    idToken: (n) =>
+      expectAll('idToken', B.benchIdToken(p.jwks, p.idToken, env.GOOGLE_CLIENT_ID, p.nonce, now, n), n),
+    // Sign-in callback CPU: state cookie + ID token + two random ids + session token signed.
+    callback: (n) =>
+      expectAll(
+        'callback',
+        B.benchSignInCallback(keys, p.jwks, p.idToken, origin, env.GOOGLE_CLIENT_ID, p.nonce, now, n),
+        n,
+      ),
+  };
+}
+
+export default {
+  async fetch(request, env) {
+    const p = await request.json();
+    const now = Date.now() / 1000;
+    try {
+      if (p.case === 'issue') return json({ token: B.benchIssue(env.SESSION_KEYS, JSON.stringify(p.claims), now) });
+      const run = cases(env, p, now)[p.case];
+      if (!run) return json({ error: `unknown case ${p.case}` }, 400);
+      return json(await measure(run));
+    } catch (e) {
+      return json({ error: String(e?.stack ?? e) }, 500);
+    }
+  },
+};
