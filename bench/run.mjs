@@ -7,7 +7,7 @@
 //   node bench/run.mjs               full run (≈ 6 min): 5 rounds × 8 s per contestant
 //   BENCH_QUICK=1 node bench/run.mjs smoke run: 1 round × 2 s, fewer cold starts
 //   BENCH_DIAG=1 …                   adds diagnostic rows that split Gatehouse's cost per request
-//                                    (class entry, worker-build shim, entry JS, gateCheck, rewrap)
+//                                    (entry JS, gateCheck, private-response copy, privateCacheControl)
 //   BENCH_NO_BUILD=1 …               reuse the last builds (only to work on the bench itself)
 //
 // Everything generated (configs, bundles, bench builds, logs) goes to bench/out/ (git-ignored);
@@ -47,7 +47,7 @@ const PIN = CORES >= 2 ? { workerd: '0', wrk: '1' } : null;
 const CONTESTANTS = ['js-fwd', 'rs-fwd', 'authjs', 'gatehouse', 'gatehouse-eddsa'];
 // Not contestants: variants of the entry, each adding one piece of Gatehouse's hot path
 // (bench/workers/diag-*.mjs), to see where its time per request goes.
-const DIAG = process.env.BENCH_DIAG === '1' ? ['diag-class-fwd', 'diag-gh-bare', 'diag-gh-shell', 'diag-gh-norewrap'] : [];
+const DIAG = process.env.BENCH_DIAG === '1' ? ['diag-gh-shell', 'diag-gh-norewrap', 'diag-gh-jscc'] : [];
 const ROWS = [...CONTESTANTS, ...DIAG];
 const CLIENT_ID = 'gatehouse-bench.apps.googleusercontent.com';
 const AUTHJS_COOKIE = 'authjs.session-token'; // Auth.js's cookie name on http, also its salt
@@ -351,7 +351,6 @@ function workers(s) {
     ], gatehouseBindings(s, alg, vars));
   const diag = Object.fromEntries(DIAG.map((n) => {
     const main = esm(`bench/workers/${n}.mjs`, `bench/workers/${n}.mjs`);
-    if (n === 'diag-class-fwd') return [n, worker(date, [main], [assets])];
     return [n, worker(date, [main, esm('build/index.js', 'build/index.js'), wasm('build/index_bg.wasm', 'build/index_bg.wasm')], gatehouseBindings(s, 'hs256', vars))];
   }));
   return {
