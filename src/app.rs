@@ -31,23 +31,35 @@ pub enum Quick {
     Full,
     /// A public path: forward as it is.
     Public,
-    /// A current session token that this path admits: forward, marked private.
-    Admitted,
+    /// A current session token that this path admits: forward, marked private. The same
+    /// inputs get the same verdict until `until` (the token's `exp`, or the session's end if
+    /// sooner): past it the token is no longer current.
+    Admitted {
+        /// First second at which the verdict no longer holds.
+        until: UnixTime,
+    },
 }
 
 /// The hot path: what needs nothing but a signature check (a public path, or an unexpired
 /// session token the path admits, for `ASSETS`) is decided here with no I/O and no
-/// allocation beyond the token's claims; everything else gets [`Quick::Full`], where
-/// [`App::handle`] decides with the same rules.
+/// allocation beyond the URL and the token's claims; everything else gets [`Quick::Full`],
+/// where [`App::handle`] decides with the same rules. `url` is the request's URL as the
+/// runtime gives it, parsed here with the same parser as the full route's.
 pub fn quick_decision(
     config: &Config,
-    origin: &str,
-    path: &str,
+    url: &str,
     cookie: Option<&str>,
     bearer: bool,
     now: UnixTime,
 ) -> Quick {
-    if config.upstream_url.is_some() || bearer || path == "/auth" || path.starts_with("/auth/") {
+    if config.upstream_url.is_some() || bearer {
+        return Quick::Full;
+    }
+    let Ok(url) = Url::parse(url) else {
+        return Quick::Full;
+    };
+    let path = url.path();
+    if path == "/auth" || path.starts_with("/auth/") {
         return Quick::Full;
     }
     match gate::admit(&config.gate, path, None) {
@@ -56,8 +68,8 @@ pub fn quick_decision(
         _ => {}
     }
     let site = match &config.auth_url {
-        Some(url) => Site::from_url(url),
-        None => Site::from_origin(origin),
+        Some(auth) => Site::from_url(auth),
+        None => Site::from_url(&url),
     };
     let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
         return Quick::Full;
@@ -66,7 +78,9 @@ pub fn quick_decision(
         Ok(Verified::Current(session))
             if gate::admit(&config.gate, path, Some(&session)) == Decision::Admit =>
         {
-            Quick::Admitted
+            Quick::Admitted {
+                until: session.lapses(),
+            }
         }
         _ => Quick::Full,
     }
@@ -1220,6 +1234,24 @@ pub fn private_cache_control(existing: Option<&str>) -> String {
     let mut out = vec!["private"];
     out.extend(kept);
     out.join(", ")
+}
+
+/// `Vary` for a protected response: the site's value, plus `Cookie` unless it already varies
+/// on `Cookie` (or on everything, `*`). A cache that keeps the response apart per cookie never
+/// serves one visitor's page to another.
+pub fn private_vary(existing: Option<&str>) -> String {
+    let Some(existing) = existing.filter(|v| !v.trim().is_empty()) else {
+        return "Cookie".into();
+    };
+    let covered = existing
+        .split(',')
+        .map(str::trim)
+        .any(|f| f == "*" || f.eq_ignore_ascii_case("cookie"));
+    if covered {
+        existing.to_owned()
+    } else {
+        format!("{existing}, Cookie")
+    }
 }
 
 #[cfg(test)]

@@ -20,21 +20,6 @@ impl Site {
         Self { origin, secure }
     }
 
-    /// The site of a canonical origin string (`scheme://host[:port]`, as `URL.origin` gives
-    /// it), without parsing a URL: the hot path's way.
-    pub fn from_origin(origin: &str) -> Self {
-        let host = origin.strip_prefix("http://").map(|rest| {
-            rest.rsplit_once(':')
-                .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-                .map_or(rest, |(h, _)| h)
-        });
-        let loopback = matches!(host, Some("localhost" | "127.0.0.1" | "[::1]"));
-        Self {
-            origin: origin.to_owned(),
-            secure: !loopback,
-        }
-    }
-
     /// `https://example.com` (no trailing slash).
     pub fn origin(&self) -> &str {
         &self.origin
@@ -66,20 +51,6 @@ mod tests {
         assert!(site("https://127.0.0.1/").secure());
         assert!(site("https://example.com/").secure());
         assert!(site("http://example.com/").secure());
-    }
-
-    #[test]
-    fn origin_strings_give_the_same_site_as_urls() {
-        for raw in [
-            "http://127.0.0.1:8787",
-            "http://localhost",
-            "http://[::1]:8080",
-            "https://example.com",
-            "http://example.com:8080",
-            "https://127.0.0.1",
-        ] {
-            assert_eq!(Site::from_origin(raw), site(&format!("{raw}/")), "{raw}");
-        }
     }
 
     #[test]

@@ -1011,6 +1011,52 @@ fn private_cache_control_keeps_stricter_directives() {
 }
 
 #[test]
+fn private_vary_adds_cookie_once() {
+    assert_eq!(private_vary(None), "Cookie");
+    assert_eq!(private_vary(Some(" ")), "Cookie");
+    assert_eq!(
+        private_vary(Some("Accept-Encoding")),
+        "Accept-Encoding, Cookie"
+    );
+    for covered in ["Cookie", "accept-encoding, cookie", "*", "Accept, *"] {
+        assert_eq!(private_vary(Some(covered)), covered);
+    }
+    // "Cookies" or "Set-Cookie" are other headers.
+    assert_eq!(private_vary(Some("Set-Cookie")), "Set-Cookie, Cookie");
+}
+
+/// js/entry.mjs forwards ASSETS' response untouched when both answers equal what it already
+/// says (a site that marks its own pages private, e.g. with `_headers`): so each must be
+/// idempotent, and "unchanged" must mean "already private and varying on Cookie".
+#[test]
+fn marking_private_is_idempotent_and_unchanged_only_when_already_private() {
+    for cc in [
+        None,
+        Some("public, max-age=60"),
+        Some("no-store"),
+        Some("private"),
+        Some("private, max-age=60"),
+        Some("Private"),
+        Some("max-age=60, private"),
+        Some("s-maxage=60"),
+    ] {
+        let once = private_cache_control(cc);
+        assert_eq!(private_cache_control(Some(&once)), once, "{cc:?}");
+        if cc == Some(once.as_str()) {
+            assert!(once.starts_with("private"), "{cc:?}");
+        }
+    }
+    assert_eq!(
+        private_cache_control(Some("private, max-age=60")),
+        "private, max-age=60"
+    );
+    for vary in [None, Some("Accept-Encoding"), Some("Cookie"), Some("*")] {
+        let once = private_vary(vary);
+        assert_eq!(private_vary(Some(&once)), once, "{vary:?}");
+    }
+}
+
+#[test]
 fn upstream_redirects_to_its_own_origin_point_back_at_the_site() {
     let up = Url::parse("https://my-site.pages.dev/").unwrap();
     for (loc, want) in [
@@ -1037,9 +1083,19 @@ fn hot_path_decides_only_what_a_signature_check_can() {
     let cookie = w.sign_in("ada@example.com", "111");
     let now = UnixTime(T0 + 10);
     let quick = |path: &str, cookie: Option<&str>, bearer: bool, at: UnixTime| {
-        quick_decision(&w.config, SITE, path, cookie, bearer, at)
+        quick_decision(&w.config, &format!("{SITE}{path}"), cookie, bearer, at)
     };
-    assert_eq!(quick("/docs/", Some(&cookie), false, now), Quick::Admitted);
+    let until = UnixTime(T0 + 300);
+    assert_eq!(
+        quick("/docs/", Some(&cookie), false, now),
+        Quick::Admitted { until }
+    );
+    // `until` is exact: js/entry.mjs reuses the verdict while now < until, and so does this.
+    assert_eq!(
+        quick("/docs/", Some(&cookie), false, UnixTime(until.secs() - 1)),
+        Quick::Admitted { until }
+    );
+    assert_eq!(quick("/docs/", Some(&cookie), false, until), Quick::Full);
     assert_eq!(quick("/public/x", None, false, now), Quick::Public);
     for (path, c, bearer, at, why) in [
         ("/docs/", None, false, now, "no session"),
@@ -1076,9 +1132,32 @@ fn hot_path_decides_only_what_a_signature_check_can() {
     ] {
         assert_eq!(quick(path, c, bearer, at), Quick::Full, "{why}");
     }
+    // What the runtime would never send, refused rather than guessed at.
+    for url in ["not a url", "", "/docs/"] {
+        assert_eq!(
+            quick_decision(&w.config, url, Some(&cookie), false, now),
+            Quick::Full,
+            "{url}"
+        );
+    }
+    // The query does not change the verdict; the path is the URL's, not the query's.
+    assert!(matches!(
+        quick("/docs/?next=/admin/", Some(&cookie), false, now),
+        Quick::Admitted { .. }
+    ));
+    assert_eq!(
+        quick("/admin/?x=/docs/", Some(&cookie), false, now),
+        Quick::Full
+    );
     let up = world(&[("UPSTREAM_URL", "https://my-site.pages.dev")]);
     assert_eq!(
-        quick_decision(&up.config, SITE, "/docs/", Some(&cookie), false, now),
+        quick_decision(
+            &up.config,
+            &format!("{SITE}/docs/"),
+            Some(&cookie),
+            false,
+            now
+        ),
         Quick::Full
     );
     // The full route agrees wherever the hot path admits.

@@ -61,6 +61,12 @@ impl Session {
     pub fn token_expires(&self) -> UnixTime {
         self.expires
     }
+
+    /// The first second at which [`verify`] no longer calls this token current: its `exp`, or
+    /// the session's absolute end (`sxp`) if that comes first.
+    pub fn lapses(&self) -> UnixTime {
+        self.expires.min(UnixTime(self.claims.sxp))
+    }
 }
 
 /// What a token with a good signature is worth now.
@@ -203,6 +209,27 @@ mod tests {
         };
         assert_eq!(s.claims(), &claims());
         assert_eq!(s.token_expires(), NOW.plus(300));
+    }
+
+    #[test]
+    fn a_session_lapses_at_exp_or_at_its_end_whichever_is_first() {
+        let current =
+            |t: &str, at: UnixTime| match verify(&keys("k1", 1), UntrustedSession(t), ORIGIN, at)
+                .unwrap()
+            {
+                Verified::Current(s) => Some(s.lapses()),
+                Verified::Expired(_) => None,
+            };
+        assert_eq!(current(&token(), NOW), Some(NOW.plus(300)));
+        // A session 100 s from its absolute end: the token is current only until then.
+        let ending = SessionClaims {
+            sxp: NOW.plus(100).secs(),
+            ..claims()
+        };
+        let t = issue(&keys("k1", 1), ending, NOW, 300).unwrap();
+        assert_eq!(current(&t, NOW.plus(99)), Some(NOW.plus(100)));
+        let after = verify(&keys("k1", 1), UntrustedSession(&t), ORIGIN, NOW.plus(100));
+        assert_eq!(after, Err(Reject::SessionOver));
     }
 
     #[test]
