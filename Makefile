@@ -15,6 +15,7 @@ setup:
 
 unit:
 	cargo test --workspace
+	node --test tests/js/
 
 # Prints a new SESSION_KEYS JWK Set (HS256); `make keys ALG=eddsa` for Ed25519.
 keys:

@@ -1,44 +1,73 @@
 // The worker's entry: a thin hot path in front of the Rust worker (build/index.js).
 //
 // A GET or HEAD outside /auth/* is decided by one synchronous call into wasm that is handed only
-// the origin, the path and the Cookie header (a signature check, no I/O): a public path, or an
+// the URL and the Cookie header (a URL parse and a signature check, no I/O): a public path, or an
 // unexpired session token that the path admits, goes straight to ASSETS from here. Everything
 // else — sign-in, renewal (one D1 read), refusals, bearer tokens, UPSTREAM_URL mode, requests
 // carrying X-Auth-* headers — goes to the Rust worker's own fetch, which applies the same rules.
+// An admitted verdict is remembered until the token lapses (js/verdicts.mjs says why that is
+// safe), so repeat requests with the same cookie skip the call.
 import Gatehouse from '../build/index.js';
+import { memo, Verdicts } from './verdicts.mjs';
 
 // worker-build puts the wasm exports on the entrypoint's prototype.
-const { gateCheck, privateCacheControl } = Gatehouse.prototype;
-if (typeof gateCheck !== 'function' || typeof privateCacheControl !== 'function') {
-  throw new Error('build/index.js lacks gateCheck/privateCacheControl: rebuild with scripts/build');
+const { gateCheck, privateCacheControl, privateVary } = Gatehouse.prototype;
+if ([gateCheck, privateCacheControl, privateVary].some((f) => typeof f !== 'function')) {
+  throw new Error('build/index.js lacks gateCheck/privateCacheControl/privateVary: rebuild with scripts/build');
 }
 
+// gateCheck's answer: FULL, PUBLIC, or (any other value) admitted until that Unix second.
 const FULL = 0;
 const PUBLIC = 1;
-const ADMITTED = 2;
+
+const verdicts = new Verdicts();
+// The same upstream value always gets the same answer: remember the last few.
+const cacheControl = memo((upstream) => privateCacheControl(upstream));
+const vary = memo((upstream) => privateVary(upstream));
+
+/** ASSETS' response for an admitted request, marked so that it never lands in a shared cache. */
+async function privately(request, env) {
+  const response = await env.ASSETS.fetch(request);
+  const had = response.headers;
+  const upstreamCc = had.get('cache-control');
+  const upstreamVary = had.get('vary');
+  const cc = cacheControl(upstreamCc ?? undefined);
+  const v = vary(upstreamVary ?? undefined);
+  // Already private and varying on Cookie (the site says so itself, e.g. in `_headers`): forward
+  // it as it is. Both functions are idempotent, so "unchanged" means "already marked".
+  if (cc === upstreamCc && v === upstreamVary) return response;
+  // The runtime's response headers are immutable: mark a copy.
+  const out = new Response(response.body, response);
+  out.headers.set('cache-control', cc);
+  out.headers.set('vary', v);
+  return out;
+}
 
 // A plain module worker, not a subclass of the bundle's entrypoint: worker-build wraps that class
 // in Proxies that run on every property access, which cost ~10 % of a forward's throughput.
 export default {
-  async fetch(request, env, ctx) {
+  fetch(request, env, ctx) {
     const method = request.method;
     if (method === 'GET' || method === 'HEAD') {
       const headers = request.headers;
       // Identity headers from a visitor are removed by the full route; never let them through.
-      if (!headers.has('x-auth-user-id') && !headers.has('x-auth-email') && !headers.has('x-auth-role')) {
-        const url = new URL(request.url);
-        const bearer = headers.get('authorization')?.startsWith('Bearer ') ?? false;
-        const verdict = gateCheck(env, url.origin, url.pathname, headers.get('cookie') ?? undefined, bearer);
+      // A bearer token always takes the full route (it is never renewed, and never remembered).
+      if (
+        !headers.has('x-auth-user-id') &&
+        !headers.has('x-auth-email') &&
+        !headers.has('x-auth-role') &&
+        !headers.has('authorization')
+      ) {
+        const cookie = headers.get('cookie');
+        const key = cookie === null ? null : Verdicts.key(request.url, cookie);
+        if (key !== null && verdicts.admitted(env, key, Date.now())) return privately(request, env);
+        const verdict = gateCheck(env, request.url, cookie ?? undefined, false);
         if (verdict === PUBLIC) return env.ASSETS.fetch(request);
-        if (verdict === ADMITTED) {
-          const response = await env.ASSETS.fetch(request);
-          // Protected responses never land in a shared cache.
-          const out = new Response(response.body, response);
-          out.headers.set('cache-control', privateCacheControl(response.headers.get('cache-control') ?? undefined));
-          out.headers.append('vary', 'Cookie');
-          return out;
+        if (verdict !== FULL) {
+          if (!(verdict > 1)) throw new Error('gateCheck: unknown verdict');
+          if (key !== null) verdicts.remember(env, key, verdict);
+          return privately(request, env);
         }
-        if (verdict !== FULL) throw new Error('gateCheck: unknown verdict');
       }
     }
     // The full route: the Rust worker's own entrypoint.
