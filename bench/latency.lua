@@ -14,10 +14,26 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
 end
 
+-- With BENCH_COOKIES set (the "fresh" rows), each request carries the next cookie of that file,
+-- as in bench/rotate.lua.
+local cookies = nil
+local file = os.getenv("BENCH_COOKIES")
+if file and #file > 0 then
+  cookies = {}
+  for line in io.lines(file) do
+    if #line > 0 then cookies[#cookies + 1] = line end
+  end
+end
+local i = 0
+
 -- Thread state: each wrk thread has one connection, so requests and responses pair in order.
 sent, lats, n, bad = 0, {}, 0, 0
 function request()
   sent = now_us()
+  if cookies then
+    i = i % #cookies + 1
+    return wrk.format(nil, nil, { ["Cookie"] = cookies[i] })
+  end
   return wrk.format()
 end
 function response(status)

@@ -6,8 +6,8 @@
 //
 //   node bench/run.mjs               full run (≈ 6 min): 5 rounds × 8 s per contestant
 //   BENCH_QUICK=1 node bench/run.mjs smoke run: 1 round × 2 s, fewer cold starts
-//   BENCH_DIAG=1 …                   adds diagnostic rows that split Gatehouse's cost per request
-//                                    (entry JS, gateCheck, private-response copy, privateCacheControl)
+//   BENCH_DIAG=1 …                   adds a diagnostic row: gatehouse-plain without the private-
+//                                    response copy (Cache-Control/Vary), to see what that copy costs
 //   BENCH_NO_BUILD=1 …               reuse the last builds (only to work on the bench itself)
 //
 // Everything generated (configs, bundles, bench builds, logs) goes to bench/out/ (git-ignored);
@@ -44,10 +44,22 @@ const CORES = os.cpus().length;
 // workerd on core 0, wrk on core 1, so the load generator never steals the runtime's CPU.
 const PIN = CORES >= 2 ? { workerd: '0', wrk: '1' } : null;
 
-const CONTESTANTS = ['js-fwd', 'rs-fwd', 'authjs', 'gatehouse', 'gatehouse-eddsa'];
-// Not contestants: variants of the entry, each adding one piece of Gatehouse's hot path
-// (bench/workers/diag-*.mjs), to see where its time per request goes.
-const DIAG = process.env.BENCH_DIAG === '1' ? ['diag-gh-shell', 'diag-gh-norewrap', 'diag-gh-jscc'] : [];
+// `gatehouse*`: the release bundle with one valid cookie on every request (the design's case: a
+// visitor's page, its CSS, images and next pages carry the same cookie, so js/entry.mjs's memory
+// of admitted verdicts answers most of them). `*-fresh`: the same bundle, but each request
+// carries a different valid token, FRESH_TOKENS in rotation, more than that memory holds, so
+// every request pays the full signature check: the worst case.
+// `gatehouse-plain`: the same as `gatehouse`, on a path where ASSETS does not mark its response
+// private itself (no `_headers`), so Gatehouse copies it to set Cache-Control and Vary.
+const CONTESTANTS = [
+  'js-fwd', 'rs-fwd', 'authjs', 'gatehouse', 'gatehouse-eddsa', 'gatehouse-plain', 'gatehouse-fresh', 'gatehouse-eddsa-fresh',
+];
+/** The path each row requests (bench/workers/assets.mjs: /plain/ answers without private headers). */
+const pathFor = (name) => (name === 'gatehouse-plain' || name === 'diag-gh-norewrap' ? '/plain/' : '/');
+const FRESH_TOKENS = 2048; // > MAX_ENTRIES of js/verdicts.mjs (512): a FIFO never hits
+// Not contestants: variants of the entry (bench/workers/diag-*.mjs), to see where its time per
+// request goes.
+const DIAG = process.env.BENCH_DIAG === '1' ? ['diag-gh-norewrap'] : [];
 const ROWS = [...CONTESTANTS, ...DIAG];
 const CLIENT_ID = 'gatehouse-bench.apps.googleusercontent.com';
 const AUTHJS_COOKIE = 'authjs.session-token'; // Auth.js's cookie name on http, also its salt
@@ -279,6 +291,9 @@ async function makeSecrets(ports) {
   s.origin = {
     hs256: `http://127.0.0.1:${ports.gatehouse}`,
     eddsa: `http://127.0.0.1:${ports['gatehouse-eddsa']}`,
+    'hs256-plain': `http://127.0.0.1:${ports['gatehouse-plain']}`,
+    'hs256-fresh': `http://127.0.0.1:${ports['gatehouse-fresh']}`,
+    'eddsa-fresh': `http://127.0.0.1:${ports['gatehouse-eddsa-fresh']}`,
   };
   // exp = now + 3600: current for the whole run, so every request takes the admitted path.
   for (const alg of ['hs256', 'eddsa']) {
@@ -288,6 +303,19 @@ async function makeSecrets(ports) {
       // An expired token whose session is still live: the renewal path's input.
       expired: signSession(s.keys[alg], sessionClaims(o, who, { iat: now - 600, exp: now - 300 })),
     };
+  }
+  s.plain = signSession(s.keys.hs256, sessionClaims(s.origin['hs256-plain'], who, { iat: now, exp: now + 3600 }));
+  // The fresh rows: FRESH_TOKENS sessions of different people, one cookie per line for bench/*.lua.
+  s.fresh = {};
+  for (const alg of ['hs256', 'eddsa']) {
+    const o = s.origin[`${alg}-fresh`];
+    const lines = [];
+    for (let i = 0; i < FRESH_TOKENS; i++) {
+      lines.push(`gatehouse_session=${signSession(s.keys[alg], sessionClaims(o, person(), { iat: now, exp: now + 3600 }))}`);
+    }
+    const file = path.join(OUT, `fresh-${alg}.txt`);
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    s.fresh[alg] = { file, first: lines[0] };
   }
   s.google = googleIdToken(who, s.nonce, now);
   s.authSecret = crypto.randomBytes(32).toString('base64');
@@ -325,13 +353,13 @@ function worker(date, modules, bindings) {
 }
 
 /** wrangler.toml's [vars] (PUBLIC_PATHS, SESSION_CHECK_INTERVAL …) plus the secrets and AUTH_URL. */
-function gatehouseBindings(s, alg, vars) {
+function gatehouseBindings(s, alg, vars, site = alg) {
   const all = {
     ...vars,
     GOOGLE_CLIENT_ID: CLIENT_ID,
     GOOGLE_CLIENT_SECRET: 'bench-client-secret',
     SESSION_KEYS: JSON.stringify(s.keys[alg]),
-    AUTH_URL: s.origin[alg],
+    AUTH_URL: s.origin[site],
   };
   return [assets, ...Object.entries(all).map(([k, v]) => text(k, v))];
 }
@@ -340,18 +368,24 @@ function workers(s) {
   const { date, vars } = wranglerToml();
   // Module names are repo paths, so the bundles' relative imports resolve as on disk:
   // js/entry.mjs imports ../build/index.js, which imports ./index_bg.wasm.
-  const gatehouse = (alg) =>
-    worker(date, [esm('js/entry.mjs', 'js/entry.mjs'), esm('build/index.js', 'build/index.js'), wasm('build/index_bg.wasm', 'build/index_bg.wasm')], gatehouseBindings(s, alg, vars));
+  const gatehouse = (alg, site = alg) =>
+    worker(date, [
+      esm('js/entry.mjs', 'js/entry.mjs'),
+      esm('js/verdicts.mjs', 'js/verdicts.mjs'),
+      esm('build/index.js', 'build/index.js'),
+      wasm('build/index_bg.wasm', 'build/index_bg.wasm'),
+    ], gatehouseBindings(s, alg, vars, site));
   const micro = (alg) =>
     worker(date, [
       esm('bench/workers/micro-gatehouse.mjs', 'bench/workers/micro-gatehouse.mjs'),
       esm('bench/workers/measure.mjs', 'bench/workers/measure.mjs'),
+      esm('js/verdicts.mjs', 'js/verdicts.mjs'),
       esm('bench/out/gh-bench/index.js', 'bench/out/gh-bench/index.js'),
       wasm('bench/out/gh-bench/index_bg.wasm', 'bench/out/gh-bench/index_bg.wasm'),
     ], gatehouseBindings(s, alg, vars));
   const diag = Object.fromEntries(DIAG.map((n) => {
     const main = esm(`bench/workers/${n}.mjs`, `bench/workers/${n}.mjs`);
-    return [n, worker(date, [main, esm('build/index.js', 'build/index.js'), wasm('build/index_bg.wasm', 'build/index_bg.wasm')], gatehouseBindings(s, 'hs256', vars))];
+    return [n, worker(date, [main, esm('js/verdicts.mjs', 'js/verdicts.mjs'), esm('build/index.js', 'build/index.js'), wasm('build/index_bg.wasm', 'build/index_bg.wasm')], gatehouseBindings(s, 'hs256', vars))];
   }));
   return {
     ...diag,
@@ -361,6 +395,9 @@ function workers(s) {
     authjs: worker(date, [esm('authjs.mjs', 'bench/out/authjs.mjs')], [assets, text('AUTH_SECRET', s.authSecret)]),
     gatehouse: gatehouse('hs256'),
     'gatehouse-eddsa': gatehouse('eddsa'),
+    'gatehouse-plain': gatehouse('hs256', 'hs256-plain'),
+    'gatehouse-fresh': gatehouse('hs256', 'hs256-fresh'),
+    'gatehouse-eddsa-fresh': gatehouse('eddsa', 'eddsa-fresh'),
     'micro-gh-hs256': micro('hs256'),
     'micro-gh-eddsa': micro('eddsa'),
     'micro-authjs': worker(date, [esm('micro-authjs.mjs', 'bench/out/micro-authjs.mjs')], [text('AUTH_SECRET', s.authSecret)]),
@@ -438,6 +475,9 @@ function curlStatus(url, cookie) {
 
 function cookieFor(name, s) {
   if (name === 'authjs') return `${AUTHJS_COOKIE}=${s.authjsToken}`;
+  if (name === 'gatehouse-plain') return `gatehouse_session=${s.plain}`;
+  if (name === 'gatehouse-fresh') return s.fresh.hs256.first;
+  if (name === 'gatehouse-eddsa-fresh') return s.fresh.eddsa.first;
   if (name === 'gatehouse-eddsa') return `gatehouse_session=${s.eddsa.token}`;
   // js-fwd and rs-fwd carry the same Cookie header as gatehouse: same request bytes for all.
   return `gatehouse_session=${s.hs256.token}`;
@@ -448,14 +488,17 @@ async function sanity(s, ports) {
   const page = (await request(`http://127.0.0.1:${ports['js-fwd']}/`)).body;
   const rows = [];
   for (const name of ROWS) {
-    const url = `http://127.0.0.1:${ports[name]}/`;
+    const url = `http://127.0.0.1:${ports[name]}${pathFor(name)}`;
     const withCookie = curlStatus(url, cookieFor(name, s));
     const without = curlStatus(url);
     rows.push({ name, withCookie, without });
     console.log(`${name.padEnd(16)} with cookie ${withCookie}   without ${without}`);
     if (withCookie !== 200) throw new Error(`${name}: ${withCookie} with a valid cookie, expected 200`);
-    const body = (await request(url, { headers: { cookie: cookieFor(name, s) } })).body;
-    if (body !== page) throw new Error(`${name}: the admitted response is not the ASSETS page`);
+    const admitted = await request(url, { headers: { cookie: cookieFor(name, s) } });
+    if (admitted.body !== page) throw new Error(`${name}: the admitted response is not the ASSETS page`);
+    const cc = admitted.headers['cache-control'] ?? '';
+    if (name.startsWith('gatehouse') && !/\bprivate\b/.test(cc)) throw new Error(`${name}: Cache-Control ${cc}, expected private`);
+    if (name.startsWith('gatehouse') && /public/.test(cc)) throw new Error(`${name}: Cache-Control ${cc} still public`);
     const gated = name.startsWith('gatehouse') || name === 'authjs';
     if (gated && ![302, 401].includes(without)) throw new Error(`${name}: ${without} without a cookie, expected 302/401`);
   }
@@ -467,11 +510,19 @@ async function sanity(s, ports) {
 // ASSETS forward, with the same connections and a valid session cookie: the only difference is
 // the gate's own work.
 
+/** The fresh rows' cookie file, if `name` is one (bench/*.lua then rotate through its lines). */
+function freshFile(name, s) {
+  if (name === 'gatehouse-fresh') return s.fresh.hs256.file;
+  if (name === 'gatehouse-eddsa-fresh') return s.fresh.eddsa.file;
+  return null;
+}
+
 /** Requests per second at saturation (32 connections). */
-function wrk(url, cookie, seconds, workerdPid) {
+function wrk(url, cookie, seconds, workerdPid, cookies = null) {
   const before = cpuSnapshot(workerdPid);
-  const [cmd, args] = pinned(PIN?.wrk, 'wrk', ['-t1', `-c${LOAD.connections}`, `-d${seconds}s`, '-H', `Cookie: ${cookie}`, url]);
-  const out = capture(cmd, args);
+  const script = cookies ? ['-s', path.join(ROOT, 'bench/rotate.lua')] : [];
+  const [cmd, args] = pinned(PIN?.wrk, 'wrk', ['-t1', `-c${LOAD.connections}`, `-d${seconds}s`, ...script, '-H', `Cookie: ${cookie}`, url]);
+  const out = capture(cmd, args, { env: { ...process.env, BENCH_COOKIES: cookies ?? '' } });
   const foreign = foreignCores(before, cpuSnapshot(workerdPid));
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const bad = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -481,10 +532,10 @@ function wrk(url, cookie, seconds, workerdPid) {
 }
 
 /** Latency of single requests, one connection, timed per request by bench/latency.lua (ms). */
-function latency(url, cookie, seconds) {
+function latency(url, cookie, seconds, cookies = null) {
   const script = path.join(ROOT, 'bench/latency.lua');
   const [cmd, args] = pinned(PIN?.wrk, 'wrk', ['-t1', '-c1', `-d${seconds}s`, '-s', script, '-H', `Cookie: ${cookie}`, url]);
-  const out = capture(cmd, args);
+  const out = capture(cmd, args, { env: { ...process.env, BENCH_COOKIES: cookies ?? '' } });
   const m = /LATENCY n=(\d+) bad=(\d+) mean_us=([\d.]+) p50_us=([\d.]+) p99_us=([\d.]+)/.exec(out);
   if (!m || Number(m[2])) throw new Error(`latency run against ${url} failed or saw non-200s\n${out}`);
   return { n: Number(m[1]), mean: Number(m[3]) / 1000, p50: Number(m[4]) / 1000, p99: Number(m[5]) / 1000 };
@@ -493,16 +544,16 @@ function latency(url, cookie, seconds) {
 async function load(s, ports, workerdPid) {
   step(`load: ${LOAD.rounds} round(s) × ${LOAD.seconds} s × ${ROWS.length}, wrk -t1 -c${LOAD.connections}` +
     (PIN ? ` (workerd on core ${PIN.workerd}, wrk on core ${PIN.wrk})` : ' (one core: not pinned)'));
-  const url = (n) => `http://127.0.0.1:${ports[n]}/`;
+  const url = (n) => `http://127.0.0.1:${ports[n]}${pathFor(n)}`;
   const quiet = await waitForQuiet(workerdPid);
-  for (const n of ROWS) wrk(url(n), cookieFor(n, s), LOAD.warmup, workerdPid); // JIT, connections, caches
+  for (const n of ROWS) wrk(url(n), cookieFor(n, s), LOAD.warmup, workerdPid, freshFile(n, s)); // JIT, connections, caches
   const runs = Object.fromEntries(ROWS.map((n) => [n, []]));
   for (let r = 0; r < LOAD.rounds; r++) {
     // Rotate the order each round so no contestant always runs right after the same one.
     const order = ROWS.map((_, i) => ROWS[(i + r) % ROWS.length]);
     for (const n of order) {
-      const res = wrk(url(n), cookieFor(n, s), LOAD.seconds, workerdPid);
-      const lat = latency(url(n), cookieFor(n, s), LOAD.latencySeconds);
+      const res = wrk(url(n), cookieFor(n, s), LOAD.seconds, workerdPid, freshFile(n, s));
+      const lat = latency(url(n), cookieFor(n, s), LOAD.latencySeconds, freshFile(n, s));
       Object.assign(res, { p50: lat.p50, p99: lat.p99, latencyRequests: lat.n });
       runs[n].push(res);
       const busy = res.foreignCores >= 0.1 ? `   (busy machine: ${res.foreignCores.toFixed(2)} core used by others)` : '';
@@ -545,6 +596,7 @@ const MICRO = [
   ['micro-gh-eddsa', 'verify', 'Gatehouse session check, EdDSA (token::verify)'],
   ['micro-gh-hs256', 'gateCheck', 'gateCheck() call from JS, HS256 (whole hot path)'],
   ['micro-gh-eddsa', 'gateCheck', 'gateCheck() call from JS, EdDSA (whole hot path)'],
+  ['micro-gh-hs256', 'remembered', 'repeat request: js/entry.mjs memory of verdicts (key + lookup)'],
   ['micro-authjs', 'decode', 'Auth.js decode'],
   ['micro-authjs', 'decodeEncode', 'Auth.js decode + re-encode'],
   ['micro-authjs', 'getToken', 'Auth.js getToken (cookie parse + decode)'],
@@ -678,7 +730,13 @@ function targets(load, micro, sizes, cookies) {
   const us = (k) => micro[k].us;
   const t = [];
   const add = (name, value, target, met, unit = '') => t.push({ name, value, target, unit, met });
-  for (const [row, label] of [['gatehouse', 'HS256'], ['gatehouse-eddsa', 'EdDSA']]) {
+  for (const [row, label] of [
+    ['gatehouse', 'HS256'],
+    ['gatehouse-eddsa', 'EdDSA'],
+    ['gatehouse-plain', 'HS256, ASSETS without private headers'],
+    ['gatehouse-fresh', 'HS256, a new token every request'],
+    ['gatehouse-eddsa-fresh', 'EdDSA, a new token every request'],
+  ]) {
     const l = load[row];
     add(`req/s ÷ rs-fwd (${label})`, l.perRsFwd, `≥ ${TARGETS.perRsFwd}`, l.perRsFwd >= TARGETS.perRsFwd);
     add(`req/s ÷ js-fwd (${label})`, l.perJsFwd, `≥ ${TARGETS.perJsFwd}`, l.perJsFwd >= TARGETS.perJsFwd);

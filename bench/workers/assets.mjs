@@ -1,5 +1,8 @@
 // The ASSETS stand-in: the same ~1 KB HTML page for every path, bound to every contestant as
-// `ASSETS` (a service binding), so each contestant pays exactly one forward to it.
+// `ASSETS` (a service binding), so each contestant pays exactly one forward to it. Its headers
+// are those of a site behind a gate that marks its pages private itself, as the demo's
+// public/_headers does (`Cache-Control: private`, `Vary: Cookie`), except under /plain/, which
+// answers like a static site that says nothing about it (Gatehouse then marks a copy private).
 const PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -29,10 +32,11 @@ labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitatio
 </html>
 `;
 
+const PRIVATE = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'private', vary: 'Cookie' };
+const PLAIN = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'public, max-age=60' };
+
 export default {
-  fetch() {
-    return new Response(PAGE, {
-      headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'public, max-age=60' },
-    });
+  fetch(request) {
+    return new Response(PAGE, { headers: request.url.endsWith('/plain/') ? PLAIN : PRIVATE });
   },
 };

@@ -4,10 +4,11 @@
 // every request — is looped here from JS, string marshalling included. Bindings as the
 // contestant's (SESSION_KEYS, AUTH_URL …), so `gateCheck` sees the same configuration.
 import Bench from '../out/gh-bench/index.js';
+import { Verdicts } from '../../js/verdicts.mjs';
 import { expectAll, json, measure } from './measure.mjs';
 
 const B = Bench.prototype;
-const ADMITTED = 2;
+// gateCheck answers 0 (full route), 1 (public) or the admitted-until Unix second.
 
 function cases(env, p, now) {
   const keys = env.SESSION_KEYS;
@@ -19,8 +20,18 @@ function cases(env, p, now) {
     gateCheck: (n) => {
       const cookie = `gatehouse_session=${p.token}`;
       let ok = 0;
-      for (let i = 0; i < n; i++) if (B.gateCheck(env, origin, '/', cookie, false) === ADMITTED) ok++;
+      for (let i = 0; i < n; i++) if (B.gateCheck(env, `${origin}/`, cookie, false) > 1) ok++;
       expectAll('gateCheck', ok, n);
+    },
+    // js/entry.mjs's memory answering a repeat request: key from URL + Cookie header, one lookup.
+    remembered: (n) => {
+      const cookie = `gatehouse_session=${p.token}`;
+      const url = `${origin}/`;
+      const v = new Verdicts();
+      v.remember(env, Verdicts.key(url, cookie), now + 3600);
+      let ok = 0;
+      for (let i = 0; i < n; i++) if (v.admitted(env, Verdicts.key(url, cookie), Date.now())) ok++;
+      expectAll('remembered', ok, n);
     },
     // Renewal minus its D1 read: verify the expired token, issue the next one.
     renewal: (n) => expectAll('renewal', B.benchRenewal(keys, p.expired, origin, now, n), n),
