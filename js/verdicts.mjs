@@ -12,7 +12,8 @@
 //   full route again (renewal reads D1 for revocation, role and disabled users), exactly as
 //   without this memory. So revocation is bounded by SESSION_CHECK_INTERVAL as before.
 // - An entry is made only by a full signature check, so nobody can add one without a valid token.
-// - Bounded: at most MAX_ENTRIES keys of at most MAX_KEY_LENGTH characters (a few MB at worst).
+// - Bounded: at most MAX_ENTRIES keys of under MAX_KEY_LENGTH characters (8 MB at worst, about
+//   1 MB with ordinary cookies).
 //   Two generations, O(1) each way: new keys go to the young one; when it is full it becomes the
 //   old one and the previous old one is dropped; a hit in the old generation moves back to the
 //   young one, so what is in use stays.
