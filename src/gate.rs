@@ -1,4 +1,8 @@
 //! Path rules (`PUBLIC_PATHS`, `ROLE_PATHS`) and the gate's decision for one request.
+//!
+//! The rules decide on the path the site will read, never on a reinterpretation of it: a path
+//! that servers read in different ways (see [`read_path`]) is refused, and the names under which
+//! Workers Static Assets serves one file (see [`page`]) are one path for the rules.
 
 use percent_encoding::percent_decode_str;
 
@@ -7,9 +11,10 @@ use crate::session::token::Session;
 /// `/exact` or `/prefix/*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathPattern {
-    /// Exactly this path.
+    /// Exactly this page (its [`page`] key).
     Exact(String),
-    /// This path and everything below it: `/docs/*` matches `/docs`, `/docs/` and `/docs/a/b`.
+    /// This page and everything below it: `/docs/*` matches `/docs`, `/docs/`, `/docs.html`,
+    /// `/docs/index.html` and `/docs/a/b`.
     Prefix(String),
 }
 
@@ -23,20 +28,24 @@ impl PathPattern {
             if prefix.contains('*') {
                 return Err("'*' may only end a pattern, as '/*'");
             }
-            return Ok(Self::Prefix(prefix.to_owned()));
+            if prefix.is_empty() {
+                return Ok(Self::Prefix(String::new()));
+            }
+            return Ok(Self::Prefix(page(prefix).to_owned()));
         }
         if raw.contains('*') {
             return Err("'*' may only end a pattern, as '/*'");
         }
-        Ok(Self::Exact(raw.to_owned()))
+        Ok(Self::Exact(page(raw).to_owned()))
     }
 
-    /// Whether the normalized `path` matches.
-    pub fn matches(&self, path: &str) -> bool {
+    /// Whether the page key `key` (see [`page`]) matches.
+    pub fn matches(&self, key: &str) -> bool {
         match self {
-            Self::Exact(p) => path == p,
+            Self::Exact(p) => key == p,
+            Self::Prefix(p) if p == "/" => true,
             Self::Prefix(p) => {
-                path == p || (path.starts_with(p.as_str()) && path[p.len()..].starts_with('/'))
+                key == p || (key.starts_with(p.as_str()) && key[p.len()..].starts_with('/'))
             }
         }
     }
@@ -51,33 +60,67 @@ pub struct GateRules {
     pub roles: Vec<(PathPattern, String)>,
 }
 
-/// The path as rules see it: percent-decoded once, `;parameters` cut from every segment (Tomcat
-/// and Spring read `/admin;x` and `/a/..;/admin` as `/admin`), `\` read as `/`, dot segments
-/// resolved, repeated slashes collapsed; case kept. `None` when the decoded path is not UTF-8 or
-/// holds a control character: no rule can be trusted to match such a path, so it is refused.
-pub fn normalize_path(raw: &str) -> Option<String> {
-    let decoded = percent_decode_str(raw).decode_utf8().ok()?;
-    if decoded.chars().any(char::is_control) {
-        return None;
-    }
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split(['/', '\\']) {
-        let segment = segment.split(';').next().unwrap_or_default();
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
+/// The path as the site will read it: `raw` (as the runtime's URL parser left it, so literal
+/// `.`/`..` segments are already resolved) percent-decoded once, or `None` when servers would
+/// read it in different ways. Security decision: rather than guess how the origin reads a path,
+/// the gate refuses (400) every path whose reading depends on the reader:
+/// - an encoded `/` or `\` (`%2F`, `%5C`) or a literal `\`: one segment to some, two to others;
+/// - `;` (path parameters): Tomcat and Spring cut `/a;x` to `/a` and `..;` to `..`, prefix
+///   routers (nginx `location`, Express, Pages Functions, `_redirects`) keep it;
+/// - a `.` or `..` segment left after decoding: resolved by some servers, not by others;
+/// - an empty segment (`//`, except a trailing `/`): merged by some servers, not by others;
+/// - a `%XX` left after decoding once: a second decode (some stacks do one) reads another path;
+/// - a decoded path that is not UTF-8 or holds a control character.
+///
+/// So the path the rules decide on and the path the site receives are the same segments.
+pub fn read_path(raw: &str) -> Option<String> {
+    let rest = raw.strip_prefix('/')?;
+    let count = rest.split('/').count();
+    for (i, segment) in rest.split('/').enumerate() {
+        let decoded = percent_decode_str(segment).decode_utf8().ok()?;
+        let ambiguous = (decoded.is_empty() && i + 1 < count)
+            || decoded == "."
+            || decoded == ".."
+            || decoded.contains(['/', '\\', ';'])
+            || decoded.chars().any(char::is_control)
+            || has_escape(&decoded);
+        if ambiguous {
+            return None;
         }
     }
-    let mut path = String::from("/");
-    path.push_str(&segments.join("/"));
-    let last = decoded.rsplit(['/', '\\']).next().unwrap_or_default();
-    if path.len() > 1 && (last.is_empty() || matches!(last.split(';').next(), Some("." | ".."))) {
-        path.push('/');
+    Some(percent_decode_str(raw).decode_utf8().ok()?.into_owned())
+}
+
+/// Whether `s` still holds a percent escape (`%` and two hex digits).
+fn has_escape(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// The page a decoded path names, the key the rules match: Workers Static Assets serves
+/// `a.html` at `/a`, `/a.html` (redirected) and, with some `html_handling` settings, `/a/`;
+/// and `a/index.html` at `/a/`, `/a/index.html`, `/a/index` and, with some settings, `/a`.
+/// Security decision: all of these are one page, `/a`, so a rule written for one spelling
+/// holds for every spelling that may serve the same file. Case is kept (asset names are
+/// case-sensitive).
+pub fn page(path: &str) -> &str {
+    let mut p = path;
+    if p.len() > 1 {
+        p = p.strip_suffix('/').unwrap_or(p);
     }
-    Some(path)
+    if let Some(dir) = p.strip_suffix("/index.html") {
+        p = dir;
+    } else if let Some(stem) = p
+        .strip_suffix(".html")
+        .filter(|s| !s.ends_with('/') && !s.is_empty())
+    {
+        p = stem;
+    }
+    if let Some(dir) = p.strip_suffix("/index") {
+        p = dir;
+    }
+    if p.is_empty() { "/" } else { p }
 }
 
 /// What the gate does with a request.
@@ -94,22 +137,24 @@ pub enum Decision {
         /// The role the path needs.
         required: String,
     },
-    /// A path no rule can be matched against (bad encoding, control characters): 400.
+    /// A path that servers read in different ways, or cannot be read at all: 400.
     BadPath,
 }
 
-/// Decides for the raw request `path` (normalized here) and the verified session, if any.
+/// Decides for the request's `path` (as the runtime's URL parser gives it) and the verified
+/// session, if any. The hot path and the full route both decide here.
 pub fn admit(rules: &GateRules, path: &str, session: Option<&Session>) -> Decision {
-    let Some(path) = normalize_path(path) else {
+    let Some(path) = read_path(path) else {
         return Decision::BadPath;
     };
+    let key = page(&path);
     let required = rules
         .roles
         .iter()
-        .find(|(p, _)| p.matches(&path))
+        .find(|(p, _)| p.matches(key))
         .map(|(_, r)| r);
     // A path with a role rule is never public, whatever PUBLIC_PATHS says.
-    if required.is_none() && rules.public.iter().any(|p| p.matches(&path)) {
+    if required.is_none() && rules.public.iter().any(|p| p.matches(key)) {
         return Decision::Public;
     }
     let Some(session) = session else {
@@ -178,8 +223,7 @@ mod tests {
             "/public/",
             "/public/a.html",
             "/favicon.ico",
-            "/public/a/../b",
-            "/x/../public/y",
+            "/public/a%20b.html",
         ] {
             assert_eq!(admit(&rules(), path, None), Decision::Public, "{path}");
         }
@@ -263,7 +307,11 @@ mod tests {
             "/favicon.ico;x/../docs",
             "/PUBLIC/x",
         ] {
-            assert_eq!(admit(&rules(), path, None), Decision::NeedSession, "{path}");
+            let d = admit(&rules(), path, None);
+            assert!(
+                matches!(d, Decision::NeedSession | Decision::BadPath),
+                "{path}: {d:?}"
+            );
         }
     }
 
@@ -296,25 +344,152 @@ mod tests {
         assert!(!PathPattern::parse("/a/*").unwrap().matches("/ab"));
     }
 
+    /// The spellings of issue 13: each is judged public or admin-free by a reader that cuts
+    /// `;` or decodes `%2F`/`%5C`, while a prefix-routing origin reads `/private/...` or
+    /// `/admin/...`. None is decided at all.
     #[test]
-    fn normalization_rules() {
+    fn paths_read_differently_by_different_servers_are_refused() {
+        let rules = GateRules {
+            public: vec![
+                PathPattern::parse("/public/*").unwrap(),
+                PathPattern::parse("/docs/*").unwrap(),
+            ],
+            roles: vec![(PathPattern::parse("/admin/*").unwrap(), "admin".into())],
+        };
+        let user = session("user");
+        for path in [
+            "/private/..;/public/x",
+            "/private/..%2Fpublic%2Fx",
+            "/private/..%2fpublic%2fx",
+            "/private/..%5Cpublic%5Cx",
+            "/private/..%5cpublic%5cx",
+            "/admin/..;/docs/x",
+            "/admin/.;/x",
+            "/admin/%2e%2e;/docs/x",
+            "/public;x/y",
+            "/public%3bx/y",
+            "/public%2Fx",
+            "/public/x%5C..%5C..%5Cadmin",
+            "/a//public/x",
+            "//public/x",
+            "/public/%252e%252e/admin/x",
+            "/public/%2541",
+            "/public\\x",
+        ] {
+            assert_eq!(admit(&rules, path, None), Decision::BadPath, "{path}");
+            assert_eq!(
+                admit(&rules, path, Some(&user)),
+                Decision::BadPath,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn reading_decodes_once_and_keeps_everything_else() {
         for (raw, want) in [
-            ("/a//b/./c/../d", Some("/a/b/d")),
-            ("/../../x", Some("/x")),
-            ("/a/%2e%2e/b/", Some("/b/")),
-            // Decoded once only: %252e stays a literal "%2e" segment.
-            ("/a/%252e%252e/b", Some("/a/%2e%2e/b")),
-            ("/a;jsessionid=1/b", Some("/a/b")),
-            ("/a/..;x/b", Some("/b")),
-            ("/a\\b", Some("/a/b")),
-            ("/a/.", Some("/a/")),
-            ("/a/b/..", Some("/a/")),
-            ("/A/B", Some("/A/B")),
+            ("/", Some("/")),
+            ("/a/b/", Some("/a/b/")),
             ("/caf%C3%A9", Some("/caf\u{e9}")),
+            ("/a%20b", Some("/a b")),
+            ("/%61dmin/x", Some("/admin/x")),
+            ("/A/B", Some("/A/B")),
+            ("/100%25", Some("/100%")),
+            ("/a/.x/..y", Some("/a/.x/..y")),
+            ("/a;b", None),
+            ("/a//b", None),
+            ("/a/./b", None),
+            ("/a/../b", None),
+            ("/a/%2e%2e/b", None),
+            ("/a/%252e%252e/b", None),
             ("/a%0a", None),
             ("/%ff", None),
+            ("a", None),
         ] {
-            assert_eq!(normalize_path(raw).as_deref(), want, "{raw}");
+            assert_eq!(read_path(raw).as_deref(), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn the_names_of_one_static_asset_are_one_page() {
+        for (path, want) in [
+            ("/", "/"),
+            ("/index.html", "/"),
+            ("/index", "/"),
+            ("/finance/q3", "/finance/q3"),
+            ("/finance/q3/", "/finance/q3"),
+            ("/finance/q3.html", "/finance/q3"),
+            ("/finance/q3/index.html", "/finance/q3"),
+            ("/finance/q3/index", "/finance/q3"),
+            ("/reports/", "/reports"),
+            ("/reports/index.html", "/reports"),
+            ("/docs.html", "/docs"),
+            ("/style.css", "/style.css"),
+            ("/a/.html", "/a/.html"),
+            ("/a.HTML", "/a.HTML"),
+        ] {
+            assert_eq!(page(path), want, "{path}");
+        }
+    }
+
+    /// Issue 13, item 2: a rule written for one name of a file holds for all its names.
+    #[test]
+    fn a_rule_on_one_name_of_a_file_holds_for_every_name() {
+        let rules = GateRules {
+            public: vec![PathPattern::parse("/*").unwrap()],
+            roles: vec![
+                (
+                    PathPattern::parse("/finance/q3.html").unwrap(),
+                    "finance".into(),
+                ),
+                (
+                    PathPattern::parse("/reports/index.html").unwrap(),
+                    "finance".into(),
+                ),
+                (PathPattern::parse("/docs/*").unwrap(), "finance".into()),
+            ],
+        };
+        let user = session("user");
+        for path in [
+            "/finance/q3",
+            "/finance/q3/",
+            "/finance/q3.html",
+            "/finance/q3/index.html",
+            "/reports",
+            "/reports/",
+            "/reports/index",
+            "/reports/index.html",
+            "/docs",
+            "/docs.html",
+            "/docs/",
+            "/docs/index.html",
+            "/docs/a.html",
+        ] {
+            assert_eq!(admit(&rules, path, None), Decision::NeedSession, "{path}");
+            assert!(
+                matches!(admit(&rules, path, Some(&user)), Decision::WrongRole { .. }),
+                "{path}"
+            );
+        }
+        assert_eq!(admit(&rules, "/finance/q4.html", None), Decision::Public);
+        assert_eq!(admit(&rules, "/docs.json", None), Decision::Public);
+    }
+
+    #[test]
+    fn patterns_are_kept_as_page_keys() {
+        assert_eq!(
+            PathPattern::parse("/a/index.html"),
+            Ok(PathPattern::Exact("/a".into()))
+        );
+        assert_eq!(
+            PathPattern::parse("/a.html/*"),
+            Ok(PathPattern::Prefix("/a".into()))
+        );
+        assert_eq!(
+            PathPattern::parse("/*"),
+            Ok(PathPattern::Prefix(String::new()))
+        );
+        assert!(PathPattern::parse("/*").unwrap().matches("/"));
+        assert!(PathPattern::parse("/*").unwrap().matches("/x/y"));
     }
 }
