@@ -17,7 +17,8 @@ use crate::oidc::{self, CallbackQuery};
 use crate::pages;
 use crate::random::Random;
 use crate::redirect::CallbackUrl;
-use crate::session::token::{self, Session, SessionClaims, UntrustedSession, Verified};
+use crate::session::memory::{Renewal, SessionMemory};
+use crate::session::token::{self, Reject, Session, SessionClaims, UntrustedSession, Verified};
 use crate::session::{cookies, cookies::Jar, csrf};
 use crate::site::Site;
 use crate::store::{SignIn, SignInOutcome, UserStore};
@@ -179,6 +180,8 @@ pub struct App<'a, H, S> {
     pub random: &'a dyn Random,
     /// Per-isolate JWKS cache.
     pub jwks: &'a RefCell<JwksCache>,
+    /// Per-isolate memory of recent renewals and ended sessions.
+    pub sessions: &'a RefCell<SessionMemory>,
     /// Logs.
     pub log: &'a dyn Log,
     /// Now.
@@ -194,6 +197,17 @@ struct Found {
     bad_bearer: bool,
     /// The session came from `Authorization: Bearer`.
     from_bearer: bool,
+    /// D1 could not be asked whether the session is still live: neither admitted nor ended.
+    unavailable: bool,
+}
+
+/// The credential of an `Authorization: Bearer` header (the scheme is case-insensitive, as
+/// RFC 9110 says), or `None` for no header or another scheme (e.g. Basic, the site's own).
+fn bearer(req: &Request) -> Option<&str> {
+    let (scheme, credential) = req.header(header::AUTHORIZATION)?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
 }
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
@@ -331,7 +345,8 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 r
             }
             Err(e) => {
-                let level = if e.code() == ErrorCode::Configuration {
+                let level = if matches!(e.code(), ErrorCode::Configuration | ErrorCode::Unavailable)
+                {
                     "error"
                 } else {
                     "warn"
@@ -398,7 +413,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             .store
             .sign_in(&sign_in)
             .await
-            .map_err(|e| AuthError::Store(e.0))?
+            .map_err(AuthError::Store)?
         {
             SignInOutcome::SignedIn(user) => user,
             SignInOutcome::NotLinked => return Err(AuthError::SubjectNotLinked),
@@ -444,11 +459,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     /// with one D1 read once its token has expired).
     async fn find_session(&self, req: &Request, site: &Site) -> Found {
         // Another scheme (e.g. Basic for the site itself) is not ours: fall back to the cookie.
-        let bearer = req
-            .header(header::AUTHORIZATION)
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(str::trim);
-        if let Some(token) = bearer {
+        if let Some(token) = bearer(req) {
             return match token::verify(
                 &self.config.keys,
                 UntrustedSession(token),
@@ -500,22 +511,46 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
 
     /// One D1 read: a live session of a user who is not disabled gets a fresh token with the
     /// current role. Other tabs' tokens stay valid, so parallel renewals never log anyone out.
+    /// What D1 said is remembered in this isolate ([`SessionMemory`]): the same renewal is
+    /// handed out again until its token expires, and an ended session is refused for one
+    /// interval, without asking D1 again.
     async fn renew(&self, req: &Request, site: &Site, expired: &Session) -> Found {
         let old = expired.claims();
+        let ended = || Found {
+            set_cookie: Some(cookies::clear(Jar::Session, site)),
+            ..Found::default()
+        };
+        if self.sessions.borrow().is_ended(&old.sid, self.now) {
+            self.event("info", "session_ended", req, Some("remembered"));
+            return ended();
+        }
+        let remembered = self
+            .sessions
+            .borrow()
+            .renewal(&old.sid, &old.sub, self.now)
+            .map(|r| r.token.clone());
+        if let Some(token) = remembered {
+            return self.renewed_session(site, &token);
+        }
         let record = match self.store.session(&old.sid).await {
             Ok(record) => record,
             Err(e) => {
                 // The store is down: no session now, but the cookie is kept for a retry.
                 self.event("error", "renewal_store_error", req, Some(&e.0));
-                return Found::default();
+                return Found {
+                    unavailable: true,
+                    ..Found::default()
+                };
             }
         };
         let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub) else {
             self.event("info", "session_ended", req, None);
-            return Found {
-                set_cookie: Some(cookies::clear(Jar::Session, site)),
-                ..Found::default()
-            };
+            self.sessions.borrow_mut().remember_end(
+                &old.sid,
+                self.now.plus(self.config.session_check_interval),
+                self.now,
+            );
+            return ended();
         };
         let claims = SessionClaims {
             iss: site.origin().to_owned(),
@@ -540,30 +575,62 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         if let Err(e) = self.store.renewed(&record.id, self.now).await {
             self.event("warn", "renewal_touch_failed", req, Some(&e.0));
         }
+        let found = self.renewed_session(site, &token);
+        if let Some(session) = &found.session {
+            self.sessions.borrow_mut().remember_renewal(
+                &record.id,
+                Renewal {
+                    sub: record.user.id.clone(),
+                    token,
+                    until: session.token_expires(),
+                },
+                self.now,
+            );
+        }
+        found
+    }
+
+    /// The session of a token this deployment just issued, and the cookie that carries it.
+    fn renewed_session(&self, site: &Site, token: &str) -> Found {
         let Ok(Verified::Current(session)) = token::verify(
             &self.config.keys,
-            UntrustedSession(&token),
+            UntrustedSession(token),
             site.origin(),
             self.now,
         ) else {
             return Found::default();
         };
-        let max_age = record.expires_at - self.now.secs();
+        let max_age = session.claims().sxp - self.now.secs();
         Found {
             session: Some(session),
-            set_cookie: Some(cookies::set(Jar::Session, site, &token, max_age)),
-            bad_bearer: false,
-            from_bearer: false,
+            set_cookie: Some(cookies::set(Jar::Session, site, token, max_age)),
+            ..Found::default()
         }
+    }
+
+    /// Whether `token` is signed by this deployment's keys (valid or not for this request):
+    /// such a token is a Gatehouse credential and never reaches the site.
+    fn is_ours(&self, token: &str, site: &Site) -> bool {
+        !matches!(
+            token::verify(
+                &self.config.keys,
+                UntrustedSession(token),
+                site.origin(),
+                self.now
+            ),
+            Err(Reject::Key(_))
+        )
     }
 
     async fn gate(&self, req: &Request, site: &Site) -> Outcome {
         let rules = &self.config.gate;
         if gate::admit(rules, req.url.path(), None) == Decision::Public {
+            // A session token never reaches the site, not even on a public path.
+            let strip_authorization = bearer(req).is_some_and(|t| self.is_ours(t, site));
             return Outcome::Forward(Forward {
                 identity: None,
                 set_cookies: Vec::new(),
-                strip_authorization: false,
+                strip_authorization,
             });
         }
         let found = self.find_session(req, site).await;
@@ -581,6 +648,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                     strip_authorization: found.from_bearer,
                 });
             }
+            Decision::NeedSession if found.unavailable => self.unavailable(req, site),
             Decision::NeedSession if req.is_navigation() => {
                 let mut target = req.url.path().to_owned();
                 if let Some(q) = req.url.query() {
@@ -647,6 +715,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
 
     async fn session_json(&self, req: &Request, site: &Site) -> Response {
         let found = self.find_session(req, site).await;
+        if found.unavailable {
+            return outage_json(ErrorCode::Unavailable);
+        }
         let body = match &found.session {
             Some(s) => {
                 let c = s.claims();
@@ -666,6 +737,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
 
     async fn csrf(&self, req: &Request, site: &Site) -> Response {
         let found = self.find_session(req, site).await;
+        if found.unavailable {
+            return outage_json(ErrorCode::Unavailable);
+        }
         let mut r = match &found.session {
             Some(s) => json_response(
                 StatusCode::OK,
@@ -684,6 +758,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
 
     async fn verify(&self, req: &Request, site: &Site) -> Response {
         let found = self.find_session(req, site).await;
+        if found.unavailable {
+            return outage_json(ErrorCode::Unavailable);
+        }
         let Some(s) = &found.session else {
             let mut r = json_response(
                 StatusCode::UNAUTHORIZED,
@@ -710,8 +787,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         r
     }
 
-    /// A session signed by us, even if its token has expired: enough to sign out of it.
-    fn signed_session(&self, req: &Request, site: &Site) -> Option<Session> {
+    /// A session signed by us, even if its token has expired (then `false`): enough to show
+    /// the sign-out page. Acting on an expired one needs D1's word first (see `logout`).
+    fn signed_session(&self, req: &Request, site: &Site) -> Option<(Session, bool)> {
         let raw = req
             .header(header::COOKIE)
             .and_then(|h| cookies::read(h, Jar::Session, site))?;
@@ -721,13 +799,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             site.origin(),
             self.now,
         ) {
-            Ok(Verified::Current(s) | Verified::Expired(s)) => Some(s),
+            Ok(Verified::Current(s)) => Some((s, true)),
+            Ok(Verified::Expired(s)) => Some((s, false)),
             Err(_) => None,
         }
     }
 
     async fn logout_page(&self, req: &Request, site: &Site) -> Response {
-        let session = self.signed_session(req, site);
+        let session = self.signed_session(req, site).map(|(s, _)| s);
         let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
         let action = format!(
             "/auth/logout?{}",
@@ -759,11 +838,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 .unwrap_or_default(),
             site,
         );
-        let Some(session) = self.signed_session(req, site) else {
+        let signed_out = || {
             // Nothing to revoke; make sure no stale cookie stays behind.
             let mut r = redirect(StatusCode::SEE_OTHER, callback.as_str());
             add_cookie(&mut r, &cookies::clear(Jar::Session, site));
-            return r;
+            r
+        };
+        let Some((session, current)) = self.signed_session(req, site) else {
+            return signed_out();
         };
         let presented = req.form("csrfToken").or_else(|| {
             req.header(header::HeaderName::from_static("x-csrf-token"))
@@ -782,6 +864,19 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             .query("all")
             .or_else(|| req.form("all"))
             .is_some_and(|v| v == "1" || v == "true");
+        // Security decision: an expired token proves only that the session existed. A copy of a
+        // revoked session's cookie must not sign the user out of their newer sessions, so an
+        // action taken with an expired token first asks D1 whether the session is still live.
+        if !current {
+            match self.store.session(&session.claims().sid).await {
+                Ok(Some(r)) if r.is_live(self.now) && r.user.id == session.claims().sub => {}
+                Ok(_) => {
+                    self.event("info", "logout_of_ended_session", req, None);
+                    return signed_out();
+                }
+                Err(e) => return self.store_failed(req, site, "logout_store_error", &e),
+            }
+        }
         let revoked = if all {
             self.store
                 .revoke_user_sessions(&session.claims().sub, self.now)
@@ -792,9 +887,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 .await
         };
         if let Err(e) = revoked {
-            self.event("error", "logout_store_error", req, Some(&e.0));
-            return self.error_page(site, ErrorCode::Configuration, None, false);
+            return self.store_failed(req, site, "logout_store_error", &e);
         }
+        // This isolate stops handing out a remembered renewal of the session at once.
+        self.sessions.borrow_mut().remember_end(
+            &session.claims().sid,
+            self.now.plus(self.config.session_check_interval),
+            self.now,
+        );
         self.event("info", if all { "logout_all" } else { "logout" }, req, None);
         let mut r = redirect(StatusCode::SEE_OTHER, callback.as_str());
         add_cookie(&mut r, &cookies::clear(Jar::Session, site));
@@ -830,6 +930,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             }
             r
         };
+        if found.unavailable {
+            return Err(self.unavailable(req, site));
+        }
         let Some(session) = found.session else {
             return Err(need_session(found.set_cookie.as_ref()));
         };
@@ -837,8 +940,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             Ok(Some(r)) if r.is_live(self.now) && r.user.id == session.claims().sub => r,
             Ok(_) => return Err(need_session(Some(&cookies::clear(Jar::Session, site)))),
             Err(e) => {
-                self.event("error", "admin_store_error", req, Some(&e.0));
-                return Err(self.error_page(site, ErrorCode::Configuration, None, false));
+                return Err(self.store_failed(req, site, "admin_store_error", &e));
             }
         };
         if self.role_of(&record.user.email, &record.user.role) != "admin" {
@@ -869,10 +971,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         };
         let mut r = match self.render_admin(req, site, &session, &email).await {
             Ok(html) => html_response(StatusCode::OK, html),
-            Err(e) => {
-                self.event("error", "admin_store_error", req, Some(&e.0));
-                self.error_page(site, ErrorCode::Configuration, None, false)
-            }
+            Err(e) => self.store_failed(req, site, "admin_store_error", &e),
         };
         if let Some(c) = &set_cookie {
             add_cookie(&mut r, c);
@@ -1042,19 +1141,46 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                     self.event("info", "admin_action", req, Some(action.name()));
                     back("done", action.name())
                 }
-                Err(e) => {
-                    self.event("error", "admin_store_error", req, Some(&e.0));
-                    self.error_page(site, ErrorCode::Configuration, None, false)
-                }
+                Err(e) => self.store_failed(req, site, "admin_store_error", &e),
             },
-            Err(e) => {
-                self.event("error", "admin_store_error", req, Some(&e.0));
-                self.error_page(site, ErrorCode::Configuration, None, false)
-            }
+            Err(e) => self.store_failed(req, site, "admin_store_error", &e),
         };
         if let Some(c) = &set_cookie {
             add_cookie(&mut r, c);
         }
+        r
+    }
+
+    /// D1 failed: a 503 "try again in a moment" (a JSON body for scripts), or the
+    /// `Configuration` page when D1 says its tables are missing (migrations not applied).
+    fn store_failed(
+        &self,
+        req: &Request,
+        site: &Site,
+        event: &str,
+        e: &crate::store::StoreError,
+    ) -> Response {
+        self.event("error", event, req, Some(&e.0));
+        if e.is_schema() {
+            return self.error_page(site, ErrorCode::Configuration, None, false);
+        }
+        self.unavailable(req, site)
+    }
+
+    /// 503 for a passing D1 outage: a page offering to try again (navigations) or JSON, with
+    /// `Retry-After`. The visitor's cookie is kept.
+    fn unavailable(&self, req: &Request, site: &Site) -> Response {
+        let mut r = if req.is_navigation() {
+            let again = match req.url.query() {
+                Some(q) => format!("{}?{q}", req.url.path()),
+                None => req.url.path().to_owned(),
+            };
+            outage_page(&self.site_name(site), ErrorCode::Unavailable, &again)
+        } else {
+            outage_json(ErrorCode::Unavailable)
+        };
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         r
     }
 
@@ -1102,6 +1228,29 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         harden(r.headers_mut());
         r
     }
+}
+
+/// The page for an outage (`code` is one of [`ErrorCode::is_outage`]); its button tries
+/// `again` (a path on this site) once more.
+pub fn outage_page(site_name: &str, code: ErrorCode, again: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let again = if again.starts_with('/') && !again.starts_with("//") {
+        again
+    } else {
+        "/"
+    };
+    let mut r = html_response(status, pages::error(site_name, code, again, false));
+    harden(r.headers_mut());
+    r
+}
+
+/// The JSON answer for an outage: `{"error": CODE}` with its status, never cached.
+pub fn outage_json(code: ErrorCode) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut r = json_response(status, &json!({ "error": code.as_str() }));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Whether a POST comes from a page of this site: the browser's `Origin` must be this site.

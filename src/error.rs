@@ -2,6 +2,7 @@
 
 use crate::oidc::id_token::IdTokenError;
 use crate::oidc::state::StateError;
+use crate::store::StoreError;
 
 /// The codes of `/auth/error?error=CODE` (Auth.js's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,12 @@ pub enum ErrorCode {
     OAuthAccountNotLinked,
     /// A session is needed (401).
     SessionRequired,
+    /// D1 did not answer: nothing is wrong with the visitor or the setup, try again (503).
+    Unavailable,
+    /// The site behind Gatehouse (`UPSTREAM_URL`) could not be reached (502).
+    BadGateway,
+    /// The site behind Gatehouse did not answer within `UPSTREAM_TIMEOUT` (504).
+    GatewayTimeout,
     /// Anything unknown: shown as a generic problem (400).
     Default,
 }
@@ -32,6 +39,9 @@ impl ErrorCode {
             "OAuthCallbackError" => Self::OAuthCallbackError,
             "OAuthAccountNotLinked" => Self::OAuthAccountNotLinked,
             "SessionRequired" => Self::SessionRequired,
+            "Unavailable" => Self::Unavailable,
+            "BadGateway" => Self::BadGateway,
+            "GatewayTimeout" => Self::GatewayTimeout,
             _ => Self::Default,
         }
     }
@@ -45,6 +55,9 @@ impl ErrorCode {
             Self::OAuthCallbackError => "OAuthCallbackError",
             Self::OAuthAccountNotLinked => "OAuthAccountNotLinked",
             Self::SessionRequired => "SessionRequired",
+            Self::Unavailable => "Unavailable",
+            Self::BadGateway => "BadGateway",
+            Self::GatewayTimeout => "GatewayTimeout",
             Self::Default => "Default",
         }
     }
@@ -55,8 +68,19 @@ impl ErrorCode {
             Self::Configuration | Self::OAuthSignin => 500,
             Self::AccessDenied | Self::OAuthAccountNotLinked => 403,
             Self::SessionRequired => 401,
+            Self::Unavailable => 503,
+            Self::BadGateway => 502,
+            Self::GatewayTimeout => 504,
             Self::OAuthCallbackError | Self::Default => 400,
         }
+    }
+
+    /// A passing outage (D1 or the site): the page offers to try again, not to sign in.
+    pub fn is_outage(self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable | Self::BadGateway | Self::GatewayTimeout
+        )
     }
 
     /// Heading of the error page.
@@ -68,6 +92,9 @@ impl ErrorCode {
             Self::OAuthCallbackError => "Sign-in did not finish",
             Self::OAuthAccountNotLinked => "This Google account cannot be used here",
             Self::SessionRequired => "Please sign in",
+            Self::Unavailable => "Sign-in is briefly unavailable",
+            Self::BadGateway => "The site could not be reached",
+            Self::GatewayTimeout => "The site took too long to answer",
             Self::Default => "Something went wrong",
         }
     }
@@ -89,6 +116,15 @@ impl ErrorCode {
                 "Another Google account already uses this email address here. Sign in with the account you used before."
             }
             Self::SessionRequired => "You need to sign in to see this page.",
+            Self::Unavailable => {
+                "Our user database did not answer. You are still signed in; please try again in a moment."
+            }
+            Self::BadGateway => {
+                "You are let in, but the site behind the sign-in did not answer. Please try again in a moment."
+            }
+            Self::GatewayTimeout => {
+                "You are let in, but the site behind the sign-in did not answer in time. Please try again in a moment."
+            }
             Self::Default => "Please try signing in again.",
         }
     }
@@ -120,7 +156,7 @@ pub enum AuthError {
     /// A new Google account whose email belongs to another user.
     SubjectNotLinked,
     /// D1 failed (reason without data).
-    Store(String),
+    Store(StoreError),
     /// The session token could not be signed.
     Signing,
 }
@@ -140,6 +176,7 @@ impl AuthError {
                 ErrorCode::AccessDenied
             }
             Self::SubjectNotLinked => ErrorCode::OAuthAccountNotLinked,
+            Self::Store(e) if !e.is_schema() => ErrorCode::Unavailable,
             Self::Store(_) | Self::Signing => ErrorCode::Configuration,
         }
     }
@@ -163,10 +200,25 @@ mod tests {
             (ErrorCode::OAuthCallbackError, 400),
             (ErrorCode::OAuthAccountNotLinked, 403),
             (ErrorCode::SessionRequired, 401),
+            (ErrorCode::Unavailable, 503),
+            (ErrorCode::BadGateway, 502),
+            (ErrorCode::GatewayTimeout, 504),
         ] {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
             assert_eq!(code.status(), status, "{code:?}");
         }
         assert_eq!(ErrorCode::parse("<script>"), ErrorCode::Default);
+    }
+
+    #[test]
+    fn a_d1_outage_is_not_a_configuration_error_but_missing_tables_are() {
+        let outage = AuthError::Store(StoreError(
+            "D1 sign-in: D1_ERROR: Network connection lost.".into(),
+        ));
+        assert_eq!(outage.code(), ErrorCode::Unavailable);
+        let schema = AuthError::Store(StoreError(
+            "D1 sign-in: D1_ERROR: no such table: sessions: SQLITE_ERROR".into(),
+        ));
+        assert_eq!(schema.code(), ErrorCode::Configuration);
     }
 }

@@ -81,6 +81,17 @@ pub enum SignInOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError(pub String);
 
+impl StoreError {
+    /// Whether D1 said the schema is not what Gatehouse expects (migrations not applied): the
+    /// operator must fix that (`Configuration`), whereas any other failure is an outage that
+    /// passes (`Unavailable`).
+    pub fn is_schema(&self) -> bool {
+        ["no such table", "no such column", "has no column named"]
+            .iter()
+            .any(|s| self.0.contains(s))
+    }
+}
+
 /// A user as the admin page lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserSummary {

@@ -164,6 +164,7 @@ struct World {
     google: FakeGoogle,
     store: MemoryStore,
     jwks: RefCell<JwksCache>,
+    sessions: RefCell<SessionMemory>,
     logs: Logs,
     random: Counter,
     now: Cell<i64>,
@@ -195,6 +196,7 @@ fn world(extra: &[(&str, &str)]) -> World {
         google: FakeGoogle::default(),
         store: MemoryStore::default(),
         jwks: RefCell::default(),
+        sessions: RefCell::default(),
         logs: Logs::default(),
         random: Counter::default(),
         now: Cell::new(T0),
@@ -237,6 +239,7 @@ impl World {
             store: &self.store,
             random: &self.random,
             jwks: &self.jwks,
+            sessions: &self.sessions,
             log: &self.logs,
             now: UnixTime(self.now.get()),
         };
@@ -935,15 +938,191 @@ fn store_failures_never_give_a_session() {
     let w = world(&[]);
     w.store.broken.set(true);
     let r = w.sign_in_with(google_claims("ada@example.com", "1"));
-    assert_eq!(error_code(&r), "Configuration");
+    // An outage is not the operator's configuration: "try again in a moment".
+    assert_eq!(error_code(&r), "Unavailable");
     assert!(r.cookie("__Host-gatehouse_session").is_none());
     w.store.broken.set(false);
     let cookie = w.sign_in("ada@example.com", "1");
     w.store.broken.set(true);
     w.advance(300);
     let r = w.page("/docs/", &cookie);
-    assert_eq!(r.status, 302, "no session while D1 is down");
+    assert!(r.forward.is_none(), "no session while D1 is down");
+    assert_eq!(r.status, 503, "not the sign-in page: {}", r.body);
+    assert_eq!(r.headers["retry-after"], "5");
+    assert!(
+        r.body.contains("Try again") && r.body.contains("href=\"/docs/\""),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not set up correctly"), "{}", r.body);
     assert!(r.cookies.is_empty(), "but the cookie is kept for later");
+    let api = w.get(
+        "/docs/",
+        &[("cookie", &cookie), ("accept", "application/json")],
+    );
+    assert_eq!(
+        (api.status, api.body.as_str()),
+        (503, r#"{"error":"Unavailable"}"#)
+    );
+    let session = w.get("/auth/session", &[("cookie", &cookie)]);
+    assert_eq!(
+        session.status, 503,
+        "not `null`, which would mean signed out"
+    );
+    assert_eq!(w.get("/auth/csrf", &[("cookie", &cookie)]).status, 503);
+    assert_eq!(w.get("/auth/verify", &[("cookie", &cookie)]).status, 503);
+    let admin = w.get(
+        "/auth/admin",
+        &[("cookie", &cookie), ("accept", "text/html")],
+    );
+    assert_eq!(admin.status, 503);
+    w.store.broken.set(false);
+    assert!(
+        w.page("/docs/", &cookie).forward.is_some(),
+        "back once D1 is"
+    );
+}
+
+/// Issue 13, item 8: a copy of a revoked session's cookie, past its token's `exp`, cannot
+/// sign the user out of their newer sessions.
+#[test]
+fn an_expired_copy_of_a_revoked_session_cannot_sign_out_everywhere() {
+    let w = world(&[]);
+    let stolen = w.sign_in("ada@example.com", "111");
+    let csrf_of = |cookie: &str| {
+        let page = w.get(
+            "/auth/logout",
+            &[("cookie", cookie), ("accept", "text/html")],
+        );
+        let start = {
+            let marker = "name=\"csrfToken\" value=\"";
+            page.body.find(marker).unwrap() + marker.len()
+        };
+        page.body[start..].split('"').next().unwrap().to_owned()
+    };
+    // The owner signs that session out (say, after losing the laptop) and signs in again.
+    let token = csrf_of(&stolen);
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &stolen), ("origin", SITE)],
+        &format!("csrfToken={token}"),
+    );
+    assert_eq!(r.status, 303);
+    let fresh = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    // The thief's copy still shows the sign-out page with a CSRF token...
+    let token = csrf_of(&stolen);
+    let r = w.request(
+        Method::POST,
+        "/auth/logout?all=1",
+        &[("cookie", &stolen), ("origin", SITE)],
+        &format!("csrfToken={token}&all=1"),
+    );
+    // ...but acting on it asks D1 first: nothing is revoked, the copy's cookie is cleared.
+    assert_eq!(r.status, 303);
+    assert!(r.cookies.iter().any(|c| c.contains("Max-Age=0")));
+    let renewed = w.page("/docs/", &fresh);
+    assert!(
+        renewed.forward.is_some(),
+        "the owner's new session lives on"
+    );
+    // A live session whose token expired may still sign out everywhere.
+    let w2 = world(&[]);
+    let a = w2.sign_in("bo@example.com", "222");
+    let b = w2.sign_in("bo@example.com", "222");
+    w2.advance(301);
+    let page = w2.get("/auth/logout", &[("cookie", &a), ("accept", "text/html")]);
+    let start = {
+        let marker = "name=\"csrfToken\" value=\"";
+        page.body.find(marker).unwrap() + marker.len()
+    };
+    let token = page.body[start..].split('"').next().unwrap().to_owned();
+    let r = w2.request(
+        Method::POST,
+        "/auth/logout?all=1",
+        &[("cookie", &a), ("origin", SITE)],
+        &format!("csrfToken={token}&all=1"),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(w2.page("/docs/", &b).status, 302, "every session ended");
+}
+
+/// Issue 13, item 9: replaying one expired token (a client that never keeps the renewed
+/// cookie, or a copy of a revoked session) costs one D1 read, not one per request.
+#[test]
+fn replaying_an_expired_token_reads_d1_once() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    let first = w.page("/docs/", &cookie);
+    let token = first.cookie("__Host-gatehouse_session").expect("renewed");
+    for _ in 0..20 {
+        let again = w.page("/docs/", &cookie);
+        assert!(again.forward.is_some());
+        assert_eq!(
+            again.cookie("__Host-gatehouse_session"),
+            Some(token.clone()),
+            "the same renewal"
+        );
+    }
+    assert_eq!(w.store.reads.get(), 1, "one D1 read for 21 requests");
+    // The renewal is handed out only while its token is current: then D1 is asked again.
+    w.advance(300);
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    assert_eq!(w.store.reads.get(), 2);
+
+    // A revoked session is refused from memory for one interval.
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.disabled_at = Some(T0));
+    w.advance(301);
+    for _ in 0..20 {
+        assert_eq!(w.page("/docs/", &cookie).status, 302);
+    }
+    assert_eq!(
+        w.store.reads.get(),
+        3,
+        "one read refuses, memory refuses the rest"
+    );
+    // Re-enabled: back within the interval, not never.
+    w.store.update_user(&id, |u| u.disabled_at = None);
+    w.advance(300);
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    assert_eq!(w.store.reads.get(), 4);
+}
+
+/// Issue 13, item 3: a session token never reaches the site.
+#[test]
+fn bearer_session_tokens_never_reach_the_site() {
+    let w = world(&[("PUBLIC_PATHS", "/public/*")]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    // On a public path, in any scheme spelling.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {token}");
+        let r = w.get("/public/x", &[("authorization", &auth)]);
+        assert!(
+            r.forward.unwrap().strip_authorization,
+            "{scheme} on a public path"
+        );
+        // Next to a valid cookie on a protected path.
+        let r = w.get("/docs/", &[("authorization", &auth), ("cookie", &cookie)]);
+        assert!(
+            r.forward.unwrap().strip_authorization,
+            "{scheme} next to a cookie"
+        );
+    }
+    // An expired one too (it is still ours), but not the site's own credentials.
+    w.advance(301);
+    let r = w.get(
+        "/public/x",
+        &[("authorization", &format!("bearer {token}"))],
+    );
+    assert!(r.forward.unwrap().strip_authorization);
+    for theirs in ["Bearer site-api-key", "Basic dTpw"] {
+        let r = w.get("/public/x", &[("authorization", theirs)]);
+        assert!(!r.forward.unwrap().strip_authorization, "{theirs}");
+    }
 }
 
 #[test]

@@ -40,6 +40,7 @@ struct ErrorPage<'a> {
     advice: &'a str,
     code: &'a str,
     login_url: &'a str,
+    retry: bool,
 }
 
 #[derive(Template)]
@@ -261,7 +262,8 @@ pub fn login(site_name: &str, start_url: &str, error: Option<ErrorCode>) -> Stri
     })
 }
 
-/// The error page of `code`; `cancelled` when the person cancelled at the provider.
+/// The error page of `code`; `cancelled` when the person cancelled at the provider. For an
+/// outage ([`ErrorCode::is_outage`]) `login_url` is the page to try again.
 pub fn error(site_name: &str, code: ErrorCode, login_url: &str, cancelled: bool) -> String {
     let (title, advice) = if cancelled {
         (
@@ -278,6 +280,7 @@ pub fn error(site_name: &str, code: ErrorCode, login_url: &str, cancelled: bool)
         advice,
         code: code.as_str(),
         login_url,
+        retry: code.is_outage(),
     })
 }
 

@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::oidc::jwks::JwksCache;
 use crate::random::OsRandom;
 use crate::session::cookies;
+use crate::session::memory::SessionMemory;
 use crate::site::Site;
 use crate::time::UnixTime;
 
@@ -32,6 +33,7 @@ thread_local! {
     // Parsed once per isolate; a bad configuration is remembered too (and logged once).
     static CONFIG: RefCell<Option<Parsed>> = const { RefCell::new(None) };
     static JWKS: Rc<RefCell<JwksCache>> = Rc::new(RefCell::new(JwksCache::default()));
+    static SESSIONS: Rc<RefCell<SessionMemory>> = Rc::new(RefCell::new(SessionMemory::default()));
 }
 
 struct Console;
@@ -166,12 +168,14 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
         timeout: PROVIDER_TIMEOUT,
     };
     let jwks = JWKS.with(Rc::clone);
+    let sessions = SESSIONS.with(Rc::clone);
     let app = App {
         config,
         http: &http,
         store: &store,
         random: &OsRandom,
         jwks: &jwks,
+        sessions: &sessions,
         log: &Console,
         now: now(),
     };

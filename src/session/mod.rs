@@ -3,4 +3,5 @@
 pub mod cookies;
 pub mod csrf;
 pub mod keys;
+pub mod memory;
 pub mod token;

@@ -1,0 +1,151 @@
+//! A per-isolate memory of recent renewals and of sessions found ended, so that a client
+//! replaying one expired token (one that never keeps the renewed cookie, or a stolen copy of a
+//! revoked session) costs D1 nothing after the first request.
+//!
+//! Why this keeps revocation bounded by `SESSION_CHECK_INTERVAL`: a remembered renewal hands
+//! out the token D1 granted, only until that token's own `exp` (at most one interval after the
+//! D1 check), exactly as if the client had kept the cookie; a remembered end is kept for one
+//! interval, so a re-enabled user is back within the interval too. Plain data, no I/O.
+
+use std::collections::HashMap;
+
+use crate::time::UnixTime;
+
+/// How many sessions each half of the memory holds; past it, forgotten entries are dropped
+/// first, then everything (the next request of each session asks D1 again: correct, just
+/// slower).
+pub const CAPACITY: usize = 4096;
+
+/// A renewal D1 granted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    /// The user the session belongs to (`sub`).
+    pub sub: String,
+    /// The new token.
+    pub token: String,
+    /// The new token's `exp`: the renewal is handed out until then, never after.
+    pub until: UnixTime,
+}
+
+/// Recent renewals and ended sessions, by session id.
+#[derive(Debug, Default)]
+pub struct SessionMemory {
+    renewed: HashMap<String, Renewal>,
+    ended: HashMap<String, UnixTime>,
+}
+
+impl SessionMemory {
+    /// The renewal granted to session `sid` of user `sub`, while its token is current.
+    pub fn renewal(&self, sid: &str, sub: &str, now: UnixTime) -> Option<&Renewal> {
+        self.renewed
+            .get(sid)
+            .filter(|r| r.sub == sub && now < r.until)
+    }
+
+    /// Remembers a renewal D1 granted.
+    pub fn remember_renewal(&mut self, sid: &str, renewal: Renewal, now: UnixTime) {
+        self.ended.remove(sid);
+        make_room(&mut self.renewed, now, |r| r.until);
+        self.renewed.insert(sid.to_owned(), renewal);
+    }
+
+    /// Whether D1 said, less than one interval ago, that session `sid` has ended.
+    pub fn is_ended(&self, sid: &str, now: UnixTime) -> bool {
+        self.ended.get(sid).is_some_and(|until| now < *until)
+    }
+
+    /// Remembers that D1 refused to renew `sid` (revoked, unknown, past its end, user
+    /// disabled), until `until` (now + one interval).
+    pub fn remember_end(&mut self, sid: &str, until: UnixTime, now: UnixTime) {
+        self.renewed.remove(sid);
+        make_room(&mut self.ended, now, |u| *u);
+        self.ended.insert(sid.to_owned(), until);
+    }
+
+    /// Entries held (both halves).
+    pub fn len(&self) -> usize {
+        self.renewed.len() + self.ended.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn make_room<V>(map: &mut HashMap<String, V>, now: UnixTime, until: impl Fn(&V) -> UnixTime) {
+    if map.len() < CAPACITY {
+        return;
+    }
+    map.retain(|_, v| now < until(v));
+    if map.len() >= CAPACITY {
+        map.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renewal(sub: &str, until: i64) -> Renewal {
+        Renewal {
+            sub: sub.into(),
+            token: format!("t-{until}"),
+            until: UnixTime(until),
+        }
+    }
+
+    #[test]
+    fn a_renewal_is_handed_out_until_its_token_expires_and_only_to_its_user() {
+        let mut m = SessionMemory::default();
+        m.remember_renewal("s1", renewal("u1", 1300), UnixTime(1000));
+        assert_eq!(
+            m.renewal("s1", "u1", UnixTime(1000)).unwrap().token,
+            "t-1300"
+        );
+        assert!(m.renewal("s1", "u1", UnixTime(1299)).is_some());
+        assert!(
+            m.renewal("s1", "u1", UnixTime(1300)).is_none(),
+            "exp is exclusive"
+        );
+        assert!(
+            m.renewal("s1", "u2", UnixTime(1000)).is_none(),
+            "another user"
+        );
+        assert!(
+            m.renewal("s2", "u1", UnixTime(1000)).is_none(),
+            "another session"
+        );
+    }
+
+    #[test]
+    fn an_end_is_remembered_for_one_interval_and_replaces_a_renewal() {
+        let mut m = SessionMemory::default();
+        m.remember_renewal("s1", renewal("u1", 1300), UnixTime(1000));
+        m.remember_end("s1", UnixTime(1100 + 300), UnixTime(1100));
+        assert!(m.renewal("s1", "u1", UnixTime(1100)).is_none());
+        assert!(m.is_ended("s1", UnixTime(1100)));
+        assert!(m.is_ended("s1", UnixTime(1399)));
+        assert!(!m.is_ended("s1", UnixTime(1400)));
+        m.remember_renewal("s1", renewal("u1", 1700), UnixTime(1400));
+        assert!(!m.is_ended("s1", UnixTime(1400)));
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let mut m = SessionMemory::default();
+        for i in 0..3 * CAPACITY {
+            m.remember_end(&format!("s{i}"), UnixTime(2000), UnixTime(1000));
+            m.remember_renewal(&format!("r{i}"), renewal("u", 2000), UnixTime(1000));
+        }
+        assert!(m.len() <= 2 * CAPACITY, "{}", m.len());
+        // Lapsed entries go first.
+        let mut m = SessionMemory::default();
+        for i in 0..CAPACITY {
+            m.remember_end(&format!("old{i}"), UnixTime(1001), UnixTime(1000));
+        }
+        m.remember_end("live", UnixTime(3000), UnixTime(2000));
+        assert_eq!(m.len(), 1);
+        assert!(m.is_ended("live", UnixTime(2000)));
+    }
+}
