@@ -57,6 +57,9 @@ pub struct Config {
     pub session_check_interval: i64,
     /// `SITE_NAME`.
     pub site_name: Option<String>,
+    /// `UPSTREAM_TIMEOUT`, seconds: how long `UPSTREAM_URL` may take to start answering
+    /// before the visitor gets a 504 page.
+    pub upstream_timeout: i64,
 }
 
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -167,50 +170,9 @@ impl Config {
         let allowed_emails = list("ALLOWED_EMAILS");
         let admin_emails = list("ADMIN_EMAILS");
 
-        let raw_list = |var: &str| -> Vec<String> {
-            get(var)
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut public = Vec::new();
-        for raw in raw_list("PUBLIC_PATHS") {
-            match PathPattern::parse(&raw) {
-                Ok(p) => public.push(p),
-                Err(problem) => err("PUBLIC_PATHS", format!("{raw:?}: {problem}")),
-            }
-        }
-        let mut roles = Vec::new();
-        for raw in raw_list("ROLE_PATHS") {
-            let Some((pattern, role)) = raw.split_once('=') else {
-                err(
-                    "ROLE_PATHS",
-                    format!("{raw:?}: expected PATTERN=ROLE, e.g. /admin/*=admin"),
-                );
-                continue;
-            };
-            let role = role.trim();
-            if role.is_empty()
-                || !role
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                err(
-                    "ROLE_PATHS",
-                    format!("{raw:?}: a role is letters, digits, '-' or '_'"),
-                );
-                continue;
-            }
-            match PathPattern::parse(pattern.trim()) {
-                Ok(p) => roles.push((p, role.to_owned())),
-                Err(problem) => err("ROLE_PATHS", format!("{raw:?}: {problem}")),
-            }
-        }
-
+        let gate = gate_rules(get("PUBLIC_PATHS"), get("ROLE_PATHS"), &mut errors);
+        let mut err =
+            |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
         let mut seconds = |var: &'static str, default: i64, min: i64| -> i64 {
             match get(var) {
                 None => default,
@@ -228,6 +190,7 @@ impl Config {
         };
         let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 10);
         let session_check_interval = seconds("SESSION_CHECK_INTERVAL", 300, 1);
+        let upstream_timeout = seconds("UPSTREAM_TIMEOUT", 30, 1);
         if session_check_interval > session_max_age {
             err(
                 "SESSION_CHECK_INTERVAL",
@@ -235,6 +198,9 @@ impl Config {
             );
         }
         let site_name = get("SITE_NAME");
+        if upstream_timeout > 600 {
+            err("UPSTREAM_TIMEOUT", "must be at most 600 seconds".into());
+        }
 
         if upstream_url.is_none() && get("UPSTREAM_URL").is_some() {
             err(
@@ -270,15 +236,71 @@ impl Config {
                 allowed_domains,
                 allowed_emails,
                 admin_emails,
-                gate: GateRules { public, roles },
+                gate,
                 upstream_url,
                 session_max_age,
                 session_check_interval,
                 site_name,
+                upstream_timeout,
             }),
             _ => Err(errors),
         }
     }
+}
+
+/// `PUBLIC_PATHS` and `ROLE_PATHS` (comma lists), each problem added to `errors`. Also used by
+/// the command line's `gatehouse check`.
+pub fn gate_rules(
+    public_paths: Option<String>,
+    role_paths: Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> GateRules {
+    let mut err = |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
+    let raw_list = |value: Option<String>| -> Vec<String> {
+        value
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut public = Vec::new();
+    for raw in raw_list(public_paths) {
+        match PathPattern::parse(&raw) {
+            Ok(p) => public.push(p),
+            Err(problem) => err("PUBLIC_PATHS", format!("{raw:?}: {problem}")),
+        }
+    }
+    let mut roles = Vec::new();
+    for raw in raw_list(role_paths) {
+        let Some((pattern, role)) = raw.split_once('=') else {
+            err(
+                "ROLE_PATHS",
+                format!("{raw:?}: expected PATTERN=ROLE, e.g. /admin/*=admin"),
+            );
+            continue;
+        };
+        let role = role.trim();
+        if role.is_empty()
+            || !role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            err(
+                "ROLE_PATHS",
+                format!("{raw:?}: a role is letters, digits, '-' or '_'"),
+            );
+            continue;
+        }
+        match PathPattern::parse(pattern.trim()) {
+            Ok(p) => roles.push((p, role.to_owned())),
+            Err(problem) => err("ROLE_PATHS", format!("{raw:?}: {problem}")),
+        }
+    }
+
+    GateRules { public, roles }
 }
 
 /// `UPSTREAM_URL`: an origin (no path), `https://` except on loopback: admitted requests carry
@@ -333,6 +355,7 @@ pub(crate) mod tests {
         assert_eq!(c.token_url.as_str(), "https://oauth2.googleapis.com/token");
         assert_eq!(c.session_check_interval, 300);
         assert_eq!(c.session_max_age, 2_592_000);
+        assert_eq!(c.upstream_timeout, 30);
         assert!(c.auth_url.is_none());
     }
 
@@ -343,6 +366,7 @@ pub(crate) mod tests {
             ("SESSION_KEYS", r#"{"keys":[{"kty":"oct","k":"AQ"}]}"#),
             ("AUTH_URL", "https://example.com/app"),
             ("SESSION_CHECK_INTERVAL", "soon"),
+            ("UPSTREAM_TIMEOUT", "0"),
             ("PUBLIC_PATHS", "docs"),
         ]);
         let vars: Vec<_> = errs.iter().map(|e| e.var).collect();
@@ -351,6 +375,7 @@ pub(crate) mod tests {
             "SESSION_KEYS",
             "AUTH_URL",
             "SESSION_CHECK_INTERVAL",
+            "UPSTREAM_TIMEOUT",
             "PUBLIC_PATHS",
         ] {
             assert!(vars.contains(&var), "{var} not reported in {errs:?}");

@@ -141,31 +141,66 @@ pub enum Decision {
     BadPath,
 }
 
+/// What a page needs, by the rules alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// Nothing: a public page.
+    Public,
+    /// A session.
+    Session,
+    /// A session with this role (or `admin`).
+    Role(String),
+}
+
+impl Requirement {
+    /// Whether everyone admitted here is also admitted to a page that needs `other`: `Public`
+    /// covers only `Public`, `Session` covers `Public` and `Session`, a role covers those and
+    /// itself.
+    pub fn at_least(&self, other: &Requirement) -> bool {
+        match (self, other) {
+            (_, Self::Public) => true,
+            (Self::Public, _) => false,
+            (_, Self::Session) => true,
+            (Self::Session, Self::Role(_)) => false,
+            (Self::Role(a), Self::Role(b)) => a == b,
+        }
+    }
+}
+
+impl GateRules {
+    /// What the page of decoded `path` needs (see [`page`]).
+    pub fn requirement(&self, path: &str) -> Requirement {
+        let key = page(path);
+        // A path with a role rule is never public, whatever PUBLIC_PATHS says.
+        if let Some((_, role)) = self.roles.iter().find(|(p, _)| p.matches(key)) {
+            return Requirement::Role(role.clone());
+        }
+        if self.public.iter().any(|p| p.matches(key)) {
+            Requirement::Public
+        } else {
+            Requirement::Session
+        }
+    }
+}
+
 /// Decides for the request's `path` (as the runtime's URL parser gives it) and the verified
 /// session, if any. The hot path and the full route both decide here.
 pub fn admit(rules: &GateRules, path: &str, session: Option<&Session>) -> Decision {
     let Some(path) = read_path(path) else {
         return Decision::BadPath;
     };
-    let key = page(&path);
-    let required = rules
-        .roles
-        .iter()
-        .find(|(p, _)| p.matches(key))
-        .map(|(_, r)| r);
-    // A path with a role rule is never public, whatever PUBLIC_PATHS says.
-    if required.is_none() && rules.public.iter().any(|p| p.matches(key)) {
-        return Decision::Public;
-    }
+    let required = match rules.requirement(&path) {
+        Requirement::Public => return Decision::Public,
+        Requirement::Session => None,
+        Requirement::Role(role) => Some(role),
+    };
     let Some(session) = session else {
         return Decision::NeedSession;
     };
     match required {
         // `admin` may go everywhere; any other role only where it is named.
-        Some(role) if session.claims().role != *role && session.claims().role != "admin" => {
-            Decision::WrongRole {
-                required: role.clone(),
-            }
+        Some(role) if session.claims().role != role && session.claims().role != "admin" => {
+            Decision::WrongRole { required: role }
         }
         _ => Decision::Admit,
     }

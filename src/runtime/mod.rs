@@ -10,12 +10,16 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::future::{Either, select};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{Context, Env, Headers, Request, RequestInit, Response, event};
+use worker::{
+    AbortController, Context, Delay, Env, Headers, Request, RequestInit, Response, event,
+};
 
 use crate::app::{self, App, Forward, Log, Outcome};
 use crate::config::{Config, ConfigError};
+use crate::error::ErrorCode;
 use crate::oidc::jwks::JwksCache;
 use crate::random::OsRandom;
 use crate::session::cookies;
@@ -238,14 +242,20 @@ async fn forward_to_site(
             url.set_scheme(upstream.scheme()).ok();
             url.set_host(upstream.host_str()).ok();
             url.set_port(upstream.port()).ok();
-            worker::Fetch::Request(Request::new_with_init(url.as_str(), &init)?)
-                .send()
-                .await?
+            let request = Request::new_with_init(url.as_str(), &init)?;
+            match send_upstream(request, config.upstream_timeout).await {
+                Ok(response) => response,
+                Err(code) => return site_outage(&req, &url, config, site, forward, code),
+            }
         }
         None => {
-            env.assets("ASSETS")?
-                .fetch_request(Request::new_with_init(url.as_str(), &init)?)
-                .await?
+            let request = Request::new_with_init(url.as_str(), &init)?;
+            match env.assets("ASSETS")?.fetch_request(request).await {
+                Ok(response) => response,
+                Err(_) => {
+                    return site_outage(&req, &url, config, site, forward, ErrorCode::BadGateway);
+                }
+            }
         }
     };
     let protected = forward.identity.is_some();
@@ -265,6 +275,75 @@ async fn forward_to_site(
         out.set("location", &rewritten)?;
     }
     Ok(response.with_headers(out))
+}
+
+/// The visitor was let in but the site did not answer: say so (502, or 504 on a timeout), keep
+/// a renewed cookie, and log why; never the `Configuration` page, never the error's text.
+fn site_outage(
+    req: &Request,
+    url: &url::Url,
+    config: &Config,
+    site: &Site,
+    forward: &Forward,
+    code: ErrorCode,
+) -> worker::Result<Response> {
+    let event = match code {
+        ErrorCode::GatewayTimeout => "upstream_timeout",
+        _ => "upstream_unreachable",
+    };
+    let line = serde_json::json!({ "level": "error", "event": event, "method": req.method().as_ref(), "path": url.path() });
+    Console.line(&line.to_string());
+    let mut r = if is_navigation(req) {
+        let again = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let name = config.site_name.clone().unwrap_or_else(|| {
+            let origin = url::Url::parse(site.origin()).ok();
+            origin
+                .and_then(|o| o.host_str().map(str::to_owned))
+                .unwrap_or_default()
+        });
+        app::outage_page(&name, code, &again)
+    } else {
+        app::outage_json(code)
+    };
+    for cookie in &forward.set_cookies {
+        if let Ok(v) = http::HeaderValue::from_str(cookie) {
+            r.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+    }
+    to_worker(r)
+}
+
+/// Sends `request` to `UPSTREAM_URL`: its response once the headers arrive, or `BadGateway`
+/// (connection refused, DNS, TLS) or `GatewayTimeout` (no answer within `timeout` seconds).
+async fn send_upstream(request: Request, timeout: i64) -> Result<Response, ErrorCode> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = worker::Fetch::Request(request);
+    let send = fetch.send_with_signal(&signal);
+    let delay = Delay::from(Duration::from_secs(timeout.unsigned_abs()));
+    futures_util::pin_mut!(send);
+    match select(send, delay).await {
+        Either::Left((Ok(response), _)) => Ok(response),
+        Either::Left((Err(_), _)) => Err(ErrorCode::BadGateway),
+        Either::Right(_) => {
+            controller.abort();
+            Err(ErrorCode::GatewayTimeout)
+        }
+    }
+}
+
+/// A browser navigation (GET/HEAD asking for HTML), as `app::Request::is_navigation` says.
+fn is_navigation(req: &Request) -> bool {
+    matches!(req.method(), worker::Method::Get | worker::Method::Head)
+        && req
+            .headers()
+            .get("accept")
+            .ok()
+            .flatten()
+            .is_some_and(|a| a.contains("text/html"))
 }
 
 fn to_worker(response: app::Response) -> worker::Result<Response> {

@@ -4,6 +4,7 @@
 //! gatehouse keygen [--alg hs256|eddsa] [--kid ID]            print a new SESSION_KEYS JWK Set
 //! gatehouse keygen --rotate [--alg …] [--kid ID] < old.json  print old.json with a new first key
 //! gatehouse users list|set-role|disable|enable|revoke …      manage users on local or remote D1
+//! gatehouse check [--config wrangler.toml]                    refuse Static Assets settings that expose protected files
 //! ```
 
 use std::io::Read as _;
@@ -14,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::{Value, json};
 
+mod check;
 mod users;
 mod wrangler;
 
@@ -23,6 +25,7 @@ const USAGE: &str = "usage:
   gatehouse users list [--search TEXT] [--limit N]            users with role, last seen, active sessions
   gatehouse users set-role EMAIL ROLE                         e.g. make the first admin
   gatehouse users disable|enable|revoke EMAIL                 lock out / let in / end every session
+  gatehouse check [--config wrangler.toml]                    refuse [assets] settings that expose protected files
                                                               (users commands take --local|--remote and more:
                                                               gatehouse users --help)
 
@@ -146,6 +149,13 @@ fn main() -> ExitCode {
             Ok(s)
         }),
         Some("users") => return users_main(&args[1..]),
+        Some("check") => match check::main(&args[1..]) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                eprintln!("gatehouse check: {e}");
+                return ExitCode::from(1);
+            }
+        },
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
