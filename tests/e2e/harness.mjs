@@ -189,13 +189,15 @@ async function startIdp(logFile) {
 // The worker
 
 /** A copy of wrangler.toml without [build] (so no build and no watching of src/), absolute paths. */
-function prebuiltConfig(dir, assets = null) {
+function prebuiltConfig(dir, assets = null, assetsSettings = '') {
   let toml = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
   toml = toml.replace(/^\[build\][\s\S]*?(?=^\[)/m, '');
   const abs = (rel) => JSON.stringify(path.join(ROOT, rel));
   toml = toml.replace(/^main\s*=\s*"([^"]*)"/m, (_, p) => `main = ${abs(p)}`);
   toml = toml.replace(/^directory\s*=\s*"([^"]*)"/m, (_, p) => `directory = ${assets ? JSON.stringify(assets) : abs(p)}`);
   toml = toml.replace(/^migrations_dir\s*=\s*"([^"]*)"/m, (_, p) => `migrations_dir = ${abs(p)}`);
+  // Extra [assets] lines, e.g. `not_found_handling = "single-page-application"`.
+  if (assetsSettings) toml = toml.replace(/^run_worker_first\s*=.*$/m, (line) => `${line}\n${assetsSettings}`);
   const file = path.join(dir, 'wrangler.e2e.toml');
   fs.writeFileSync(file, toml);
   if (!fs.existsSync(path.join(ROOT, 'build', 'worker', 'shim.mjs'))) {
@@ -214,9 +216,9 @@ function suiteName(name) {
  * Starts the identity provider and the worker (`wrangler dev`, local D1 in a temp dir with the
  * migrations applied). Returns { base, idp, persistDir, sessionKeys, d1(sql), logs(), stop() }.
  * `vars` are added to or replace the test configuration; `assets` serves another directory than
- * public/.
+ * public/; `assetsSettings` adds lines to [assets] (e.g. not_found_handling).
  */
-export async function startStack({ vars = {}, name, assets = null } = {}) {
+export async function startStack({ vars = {}, name, assets = null, assetsSettings = '' } = {}) {
   const label = `${suiteName(name)}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const procs = [];
   let persistDir = null;
@@ -278,7 +280,7 @@ export async function startStack({ vars = {}, name, assets = null } = {}) {
         '--log-level', 'log', // 'info' would hide the worker's own console.log lines
       ];
       // `assets`: another directory in place of public/ (needs the bundle built, as make test does).
-      if (assets || process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir, assets));
+      if (assets || assetsSettings || process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir, assets, assetsSettings));
       for (const [k, v] of Object.entries(currentVars)) args.push('--var', `${k}:${v}`);
       const logName = `${label}-wrangler${launches > 1 ? `-${launches}` : ''}.log`;
       wrangler = spawnLogged(WRANGLER, args, { env: toolEnv(), logFile: path.join(ARTIFACTS, logName) });

@@ -1,0 +1,102 @@
+// A copy of a session's cookie, replayed (issue 13, items 8 and 9): an expired copy of a revoked
+// session cannot sign its user out of newer sessions, and replaying one expired token costs D1
+// one read, not one read (and one write) per request.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  SESSION_COOKIE, cookieValue, decodeJwt, findSetCookie, request, signIn, sleep, sqlString, startStack, uniqueEmail,
+} from './harness.mjs';
+
+const INTERVAL = 2; // SESSION_CHECK_INTERVAL, seconds
+
+describe('replayed session cookies', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ name: 'replay', vars: { SESSION_CHECK_INTERVAL: String(INTERVAL) } });
+  });
+  after(async () => { await stack?.stop(); });
+
+  const page = (cookie) => request(stack, '/docs/', { cookie, accept: 'text/html' });
+  const csrfFromLogoutPage = async (cookie) => {
+    const res = await request(stack, '/auth/logout', { cookie, accept: 'text/html' });
+    const m = /name="csrfToken" value="([^"]+)"/.exec(res.body);
+    assert.ok(m, `a CSRF token on the sign-out page:\n${res.describe()}`);
+    return m[1];
+  };
+  const logout = (cookie, token, query = '') => request(stack, `/auth/logout${query}`, {
+    method: 'POST',
+    cookie,
+    headers: { origin: stack.base, 'content-type': 'application/x-www-form-urlencoded' },
+    body: `csrfToken=${encodeURIComponent(token)}`,
+  });
+  const sessionRow = async (cookie) => {
+    const sid = decodeJwt(cookieValue(cookie)).payload.sid;
+    const [row] = await stack.d1(`SELECT revoked_at, last_seen_at FROM sessions WHERE id = ${sqlString(sid)}`);
+    return row;
+  };
+
+  test('an expired copy of a revoked session cannot sign the user out everywhere', async () => {
+    const email = uniqueEmail('stolen');
+    const stolen = (await signIn(stack, { email, callbackUrl: '/' })).sessionCookie;
+    assert.ok(stolen);
+    // The owner ends that session (a lost laptop) and signs in again.
+    const signedOut = await logout(stolen, await csrfFromLogoutPage(stolen));
+    assert.equal(signedOut.status, 303, signedOut.describe());
+    const fresh = (await signIn(stack, { email, callbackUrl: '/' })).sessionCookie;
+    assert.ok(fresh);
+    await sleep(INTERVAL * 1000 + 1200);
+    // The copy still gets a sign-out page with a CSRF token, but acting on it asks D1 first.
+    const res = await logout(stolen, await csrfFromLogoutPage(stolen), '?all=1');
+    assert.equal(res.status, 303, res.describe());
+    assert.equal((await sessionRow(fresh)).revoked_at, null, 'the owner\'s new session was revoked by a copy of a revoked one');
+    const owner = await page(fresh);
+    assert.equal(owner.status, 200, `the owner is still signed in: ${owner.describe()}`);
+  });
+
+  test('a live session with an expired token may still sign out everywhere', async () => {
+    const email = uniqueEmail('everywhere');
+    const a = (await signIn(stack, { email, callbackUrl: '/' })).sessionCookie;
+    const b = (await signIn(stack, { email, callbackUrl: '/' })).sessionCookie;
+    await sleep(INTERVAL * 1000 + 1200);
+    const res = await logout(a, await csrfFromLogoutPage(a), '?all=1');
+    assert.equal(res.status, 303, res.describe());
+    assert.notEqual((await sessionRow(b)).revoked_at, null, 'every session of the user ended');
+  });
+
+  test('a client that never keeps the renewed cookie is handed the same renewal, with one D1 write', async () => {
+    const cookie = (await signIn(stack, { email: uniqueEmail('replay'), callbackUrl: '/' })).sessionCookie;
+    await sleep(INTERVAL * 1000 + 1200);
+    const tokens = [];
+    // Spread over more than a second: a token issued anew would carry a new `iat`.
+    for (let i = 0; i < 5; i += 1) {
+      const res = await page(cookie);
+      assert.equal(res.status, 200, res.describe());
+      const renewed = findSetCookie(res, SESSION_COOKIE);
+      assert.ok(renewed?.value, `a renewed cookie: ${JSON.stringify(res.setCookies)}`);
+      tokens.push(renewed.value);
+      await sleep(300);
+    }
+    assert.equal(new Set(tokens).size, 1, `one renewal handed out again, not ${new Set(tokens).size} renewals`);
+    const { iat } = decodeJwt(tokens[0]).payload;
+    assert.equal((await sessionRow(cookie)).last_seen_at, iat, 'last_seen_at written once, at the renewal');
+  });
+
+  test('replaying a revoked session is refused from memory, not by a D1 read per request', async () => {
+    const cookie = (await signIn(stack, { email: uniqueEmail('revoked'), callbackUrl: '/' })).sessionCookie;
+    const sid = decodeJwt(cookieValue(cookie)).payload.sid;
+    // Revoked behind the worker's back (as the admin page or the command line would).
+    await stack.d1(`UPDATE sessions SET revoked_at = 1 WHERE id = ${sqlString(sid)}`);
+    await sleep(INTERVAL * 1000 + 1200);
+    const before = stack.logs().split('\n').filter((l) => l.includes('"event":"session_ended"')).length;
+    for (let i = 0; i < 6; i += 1) {
+      const res = await page(cookie);
+      assert.equal(res.status, 302, res.describe());
+      assert.equal(res.location.pathname, '/auth/login');
+    }
+    await sleep(300);
+    const lines = stack.logs().split('\n').filter((l) => l.includes('"event":"session_ended"')).slice(before);
+    const fromD1 = lines.filter((l) => !l.includes('remembered'));
+    assert.equal(lines.length, 6, lines.join('\n'));
+    assert.equal(fromD1.length, 1, `D1 asked once, memory after: ${lines.join('\n')}`);
+  });
+});
