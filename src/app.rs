@@ -679,10 +679,18 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 );
                 r
             }
-            Decision::BadPath => json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({ "error": "BadRequest", "reason": "unreadable path" }),
-            ),
+            Decision::BadPath => {
+                self.event(
+                    "info",
+                    "path_refused",
+                    req,
+                    Some("read differently by different servers"),
+                );
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({ "error": "BadRequest", "reason": "unreadable path" }),
+                )
+            }
             Decision::WrongRole { required } => {
                 let email = found
                     .session
