@@ -156,16 +156,8 @@ impl Config {
             issuers.push("accounts.google.com".into());
         }
 
-        let list = |var: &str| -> Vec<String> {
-            get(var)
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_lowercase())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let list =
+            |var: &str| -> Vec<String> { comma_list(get(var)).map(|s| s.to_lowercase()).collect() };
         let allowed_domains = list("ALLOWED_EMAIL_DOMAINS");
         let allowed_emails = list("ALLOWED_EMAILS");
         let admin_emails = list("ADMIN_EMAILS");
@@ -248,6 +240,14 @@ impl Config {
     }
 }
 
+/// The trimmed, non-empty items of a comma list.
+fn comma_list(value: Option<String>) -> impl Iterator<Item = String> {
+    let items: Vec<String> = value
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
+    items.into_iter().filter(|s| !s.is_empty())
+}
+
 /// `PUBLIC_PATHS` and `ROLE_PATHS` (comma lists), each problem added to `errors`. Also used by
 /// the command line's `gatehouse check`.
 pub fn gate_rules(
@@ -256,25 +256,15 @@ pub fn gate_rules(
     errors: &mut Vec<ConfigError>,
 ) -> GateRules {
     let mut err = |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
-    let raw_list = |value: Option<String>| -> Vec<String> {
-        value
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut public = Vec::new();
-    for raw in raw_list(public_paths) {
+    for raw in comma_list(public_paths) {
         match PathPattern::parse(&raw) {
             Ok(p) => public.push(p),
             Err(problem) => err("PUBLIC_PATHS", format!("{raw:?}: {problem}")),
         }
     }
     let mut roles = Vec::new();
-    for raw in raw_list(role_paths) {
+    for raw in comma_list(role_paths) {
         let Some((pattern, role)) = raw.split_once('=') else {
             err(
                 "ROLE_PATHS",

@@ -983,69 +983,51 @@ fn store_failures_never_give_a_session() {
     );
 }
 
+impl World {
+    /// Signs out with the CSRF token that the sign-out page shows to `cookie`.
+    fn sign_out_from_page(&self, cookie: &str, query: &str) -> Reply {
+        let page = self.get(
+            "/auth/logout",
+            &[("cookie", cookie), ("accept", "text/html")],
+        );
+        let marker = "name=\"csrfToken\" value=\"";
+        let start = page.body.find(marker).expect("a CSRF token on the page") + marker.len();
+        let token = page.body[start..].split('"').next().unwrap().to_owned();
+        self.request(
+            Method::POST,
+            &format!("/auth/logout{query}"),
+            &[("cookie", cookie), ("origin", SITE)],
+            &format!("csrfToken={token}"),
+        )
+    }
+}
+
 /// Issue 13, item 8: a copy of a revoked session's cookie, past its token's `exp`, cannot
 /// sign the user out of their newer sessions.
 #[test]
 fn an_expired_copy_of_a_revoked_session_cannot_sign_out_everywhere() {
     let w = world(&[]);
     let stolen = w.sign_in("ada@example.com", "111");
-    let csrf_of = |cookie: &str| {
-        let page = w.get(
-            "/auth/logout",
-            &[("cookie", cookie), ("accept", "text/html")],
-        );
-        let start = {
-            let marker = "name=\"csrfToken\" value=\"";
-            page.body.find(marker).unwrap() + marker.len()
-        };
-        page.body[start..].split('"').next().unwrap().to_owned()
-    };
     // The owner signs that session out (say, after losing the laptop) and signs in again.
-    let token = csrf_of(&stolen);
-    let r = w.request(
-        Method::POST,
-        "/auth/logout",
-        &[("cookie", &stolen), ("origin", SITE)],
-        &format!("csrfToken={token}"),
-    );
-    assert_eq!(r.status, 303);
+    assert_eq!(w.sign_out_from_page(&stolen, "").status, 303);
     let fresh = w.sign_in("ada@example.com", "111");
     w.advance(301);
-    // The thief's copy still shows the sign-out page with a CSRF token...
-    let token = csrf_of(&stolen);
-    let r = w.request(
-        Method::POST,
-        "/auth/logout?all=1",
-        &[("cookie", &stolen), ("origin", SITE)],
-        &format!("csrfToken={token}&all=1"),
-    );
-    // ...but acting on it asks D1 first: nothing is revoked, the copy's cookie is cleared.
+    // The thief's copy still gets the sign-out page with a CSRF token, but acting on it asks
+    // D1 first: nothing is revoked, and the copy's cookie is cleared.
+    let r = w.sign_out_from_page(&stolen, "?all=1");
     assert_eq!(r.status, 303);
     assert!(r.cookies.iter().any(|c| c.contains("Max-Age=0")));
-    let renewed = w.page("/docs/", &fresh);
     assert!(
-        renewed.forward.is_some(),
+        w.page("/docs/", &fresh).forward.is_some(),
         "the owner's new session lives on"
     );
     // A live session whose token expired may still sign out everywhere.
-    let w2 = world(&[]);
-    let a = w2.sign_in("bo@example.com", "222");
-    let b = w2.sign_in("bo@example.com", "222");
-    w2.advance(301);
-    let page = w2.get("/auth/logout", &[("cookie", &a), ("accept", "text/html")]);
-    let start = {
-        let marker = "name=\"csrfToken\" value=\"";
-        page.body.find(marker).unwrap() + marker.len()
-    };
-    let token = page.body[start..].split('"').next().unwrap().to_owned();
-    let r = w2.request(
-        Method::POST,
-        "/auth/logout?all=1",
-        &[("cookie", &a), ("origin", SITE)],
-        &format!("csrfToken={token}&all=1"),
-    );
-    assert_eq!(r.status, 303);
-    assert_eq!(w2.page("/docs/", &b).status, 302, "every session ended");
+    let w = world(&[]);
+    let a = w.sign_in("bo@example.com", "222");
+    let b = w.sign_in("bo@example.com", "222");
+    w.advance(301);
+    assert_eq!(w.sign_out_from_page(&a, "?all=1").status, 303);
+    assert_eq!(w.page("/docs/", &b).status, 302, "every session ended");
 }
 
 /// Issue 13, item 9: replaying one expired token (a client that never keeps the renewed
