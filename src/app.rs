@@ -20,7 +20,7 @@ use crate::redirect::CallbackUrl;
 use crate::session::token::{self, Session, SessionClaims, UntrustedSession, Verified};
 use crate::session::{cookies, cookies::Jar, csrf};
 use crate::site::Site;
-use crate::store::{SignIn, SignInOutcome, UserStore};
+use crate::store::{Applied, SignIn, SignInOutcome, UserStore};
 use crate::time::UnixTime;
 
 /// The hot path's verdict, decided synchronously from the `Cookie` header alone.
@@ -1038,9 +1038,15 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let mut r = match self.store.user(action.user_id(), self.now).await {
             Ok(None) => back("refused", admin::Refusal::UnknownUser.code()),
             Ok(Some(_)) => match self.store.apply(&actor, &action, self.now).await {
-                Ok(()) => {
+                Ok(Applied::Done) => {
                     self.event("info", "admin_action", req, Some(action.name()));
                     back("done", action.name())
+                }
+                // Nothing matched (say, a session that is not this user's): refused, not audited.
+                Ok(Applied::NoMatch) => {
+                    let refusal = admin::Refusal::no_match(&action);
+                    self.event("warn", "admin_refused", req, Some(refusal.code()));
+                    back("refused", refusal.code())
                 }
                 Err(e) => {
                     self.event("error", "admin_store_error", req, Some(&e.0));

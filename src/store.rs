@@ -196,6 +196,16 @@ impl AdminAction {
     }
 }
 
+/// What applying an admin action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was made and recorded in the audit log.
+    Done,
+    /// Its target matched nothing (no such user, no such live session of that user, no live
+    /// session at all): nothing was changed and nothing recorded.
+    NoMatch,
+}
+
 /// Users, accounts and sessions.
 #[expect(
     async_fn_in_trait,
@@ -235,13 +245,14 @@ pub trait UserStore {
     /// The user's latest sessions (newest first, at most 50).
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError>;
 
-    /// Applies `action` and records it in the audit log, atomically.
+    /// Applies `action` and records it in the audit log, atomically; an action whose target
+    /// matches nothing changes nothing, records nothing, and says so ([`Applied::NoMatch`]).
     async fn apply(
         &self,
         actor_user_id: &str,
         action: &AdminAction,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Applied, StoreError>;
 
     /// The newest audit entries.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
@@ -296,6 +307,11 @@ pub mod memory {
         /// Number of users.
         pub fn user_count(&self) -> usize {
             self.data.borrow().users.len()
+        }
+
+        /// Number of audit log rows.
+        pub fn audit_count(&self) -> usize {
+            self.data.borrow().audit.len()
         }
 
         /// Changes a user directly, as SQL would.
@@ -511,54 +527,67 @@ pub mod memory {
             actor: &str,
             action: &AdminAction,
             now: UnixTime,
-        ) -> Result<(), StoreError> {
+        ) -> Result<Applied, StoreError> {
             self.check()?;
             let t = now.secs();
-            {
-                let mut d = self.data.borrow_mut();
-                let uid = action.user_id().to_owned();
-                match action {
-                    AdminAction::SetRole { role, .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.role = role.clone();
-                        }
-                    }
-                    AdminAction::Disable { .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.disabled_at.get_or_insert(t);
-                        }
-                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
-                    }
-                    AdminAction::Enable { .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.disabled_at = None;
-                        }
-                    }
-                    AdminAction::RevokeSession { session_id, .. } => {
-                        for s in d
-                            .sessions
-                            .iter_mut()
-                            .filter(|s| s.info.id == *session_id && s.user_id == uid)
-                        {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
-                    }
-                    AdminAction::RevokeAll { .. } => {
-                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
+            let mut d = self.data.borrow_mut();
+            let uid = action.user_id().to_owned();
+            let live = |s: &MemSession| s.user_id == uid && s.info.revoked_at.is_none();
+            // Same rule as D1: an action whose change would touch no row is refused, unrecorded.
+            let matches = match action {
+                AdminAction::SetRole { .. }
+                | AdminAction::Disable { .. }
+                | AdminAction::Enable { .. } => d.users.iter().any(|u| u.user.id == uid),
+                AdminAction::RevokeSession { session_id, .. } => d
+                    .sessions
+                    .iter()
+                    .any(|s| s.info.id == *session_id && live(s)),
+                AdminAction::RevokeAll { .. } => d.sessions.iter().any(live),
+            };
+            if !matches {
+                return Ok(Applied::NoMatch);
+            }
+            match action {
+                AdminAction::SetRole { role, .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.role = role.clone();
                     }
                 }
-                d.audit.push((
-                    actor.to_owned(),
-                    action.name().to_owned(),
-                    action.target(),
-                    t,
-                ));
+                AdminAction::Disable { .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.disabled_at.get_or_insert(t);
+                    }
+                    for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
+                AdminAction::Enable { .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.disabled_at = None;
+                    }
+                }
+                AdminAction::RevokeSession { session_id, .. } => {
+                    for s in d
+                        .sessions
+                        .iter_mut()
+                        .filter(|s| s.info.id == *session_id && s.user_id == uid)
+                    {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
+                AdminAction::RevokeAll { .. } => {
+                    for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
             }
-            Ok(())
+            d.audit.push((
+                actor.to_owned(),
+                action.name().to_owned(),
+                action.target(),
+                t,
+            ));
+            Ok(Applied::Done)
         }
 
         async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -1380,3 +1380,71 @@ fn admin_list_searches_and_pages_by_email() {
     let found = w.page("/auth/admin?q=USER1", &boss);
     assert_eq!(found.body.matches("<tr><td><a href").count(), 10);
 }
+
+#[test]
+fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
+    let w = world(&[]);
+    let boss = w.sign_in("boss@example.com", "900");
+    let ada = w.sign_in("ada@example.com", "111");
+    let bob = w.sign_in("bob@example.com", "222");
+    let ada_id = w.user_id(&ada);
+    let sid = |cookie: &str| {
+        let token = cookie.split_once('=').unwrap().1;
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["sid"].as_str().unwrap().to_owned()
+    };
+    let (ada_sid, bob_sid) = (sid(&ada), sid(&bob));
+    let before = w.store.audit_count();
+    let refused = |fields: &[(&str, &str)], code: &str| {
+        let r = admin_post(&w, &boss, fields);
+        assert_eq!(r.status, 303);
+        let location = r.location.unwrap();
+        assert!(
+            location.ends_with(&format!("refused={code}")),
+            "{fields:?}: {location}"
+        );
+        let page = w.page(&location, &boss);
+        assert!(page.body.contains("nothing was changed"), "{}", page.body);
+    };
+    let revoke = |session: &str| -> [(&str, String); 3] {
+        [
+            ("action", "revoke-session".into()),
+            ("user_id", ada_id.clone()),
+            ("session_id", session.into()),
+        ]
+    };
+    fn refs<'a>(f: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str); 3] {
+        f.each_ref().map(|(k, v)| (*k, v.as_str()))
+    }
+    // No such session; another user's session.
+    refused(&refs(&revoke("no-such-session")), "unknown-session");
+    refused(&refs(&revoke(&bob_sid)), "unknown-session");
+    assert!(!w.store.is_revoked(&bob_sid), "bob's session is untouched");
+    // A real one is done once; then it has ended.
+    let own = revoke(&ada_sid);
+    let r = admin_post(&w, &boss, &refs(&own));
+    assert!(r.location.unwrap().ends_with("done=revoke-session"));
+    refused(&refs(&own), "unknown-session");
+    // Nothing live left to end.
+    refused(
+        &[("action", "revoke-all"), ("user_id", &ada_id)],
+        "no-sessions",
+    );
+    assert_eq!(
+        w.store.audit_count(),
+        before + 1,
+        "only the real revocation"
+    );
+    let audit = w.page("/auth/admin", &boss);
+    assert_eq!(audit.body.matches("<td>revoke-session</td>").count(), 1);
+    assert!(!audit.body.contains("<td>revoke-all</td>"));
+    let warned = w.logs.0.borrow();
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("admin_refused") && l.contains("unknown-session")),
+        "{warned:?}"
+    );
+}
