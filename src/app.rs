@@ -400,7 +400,17 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             .await
             .map_err(|e| AuthError::Store(e.0))?
         {
-            SignInOutcome::SignedIn(user) => user,
+            SignInOutcome::SignedIn { user, email_kept } => {
+                if email_kept {
+                    // No email in the line: the user id is enough to look the account up.
+                    let why = format!(
+                        "user {}: the Google account's new email belongs to another user; the stored email is kept",
+                        user.id
+                    );
+                    self.event("warn", "email_conflict", req, Some(&why));
+                }
+                user
+            }
             SignInOutcome::NotLinked => return Err(AuthError::SubjectNotLinked),
             SignInOutcome::Disabled => return Err(AuthError::UserDisabled),
         };

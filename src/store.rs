@@ -70,7 +70,13 @@ pub struct SignIn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignInOutcome {
     /// User found or created; session row inserted.
-    SignedIn(User),
+    SignedIn {
+        /// The user as stored now.
+        user: User,
+        /// The Google account's email has changed to one that belongs to another user: the
+        /// stored email (and role) were kept. Worth a warning in the log.
+        email_kept: bool,
+    },
     /// The email belongs to a user linked to another account: nothing written.
     NotLinked,
     /// The user is disabled: no session written.
@@ -213,8 +219,9 @@ pub enum Applied {
 )]
 pub trait UserStore {
     /// Finds the user by provider and subject (never by email alone), creates it if the email
-    /// is free, updates its profile, and inserts a session — atomically, so concurrent first
-    /// sign-ins of one person end with one user.
+    /// is free, updates its profile (email, name, picture) and inserts a session — atomically,
+    /// so concurrent first sign-ins of one person end with one user. A changed email is taken
+    /// only if no other user has it (case-insensitively); otherwise the stored one is kept.
     async fn sign_in(&self, sign_in: &SignIn) -> Result<SignInOutcome, StoreError>;
 
     /// The session and its user (one read), for renewal.
@@ -378,14 +385,24 @@ pub mod memory {
                     s.new_user_id.clone()
                 }
             };
+            // The email follows the Google account unless another user has that address.
+            let taken = d
+                .users
+                .iter()
+                .any(|u| u.user.id != user_id && u.user.email.eq_ignore_ascii_case(&s.email));
             let entry = d
                 .users
                 .iter_mut()
                 .find(|u| u.user.id == user_id)
                 .expect("account without user");
+            let email_kept = taken;
+            if !taken {
+                entry.user.email = s.email.clone();
+            }
             entry.user.name = s.name.clone();
             entry.user.image = s.image.clone();
-            if s.make_admin {
+            // `ADMIN_EMAILS` matched the new email: only if that email is now this user's.
+            if s.make_admin && !taken {
                 entry.user.role = "admin".into();
             }
             let user = entry.user.clone();
@@ -403,7 +420,7 @@ pub mod memory {
                 },
                 user_id: user.id.clone(),
             });
-            Ok(SignInOutcome::SignedIn(user))
+            Ok(SignInOutcome::SignedIn { user, email_kept })
         }
 
         async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {

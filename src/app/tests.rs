@@ -1448,3 +1448,68 @@ fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
         "{warned:?}"
     );
 }
+
+#[test]
+fn the_stored_email_follows_the_google_account() {
+    let w = world(&[]);
+    let old = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&old);
+    // Google now says another address for the same account; it is listed in ADMIN_EMAILS.
+    let new = w.sign_in("boss@example.com", "111");
+    assert_eq!(w.store.user_count(), 1);
+    let me = w.session_json(&new);
+    assert_eq!(
+        (me["user"]["id"].as_str(), me["user"]["email"].as_str()),
+        (Some(id.as_str()), Some("boss@example.com"))
+    );
+    assert_eq!(me["user"]["role"], "admin");
+    let identity = w.page("/docs/", &new).forward.unwrap().identity.unwrap();
+    assert_eq!(
+        (identity.email.as_str(), identity.role.as_str()),
+        ("boss@example.com", "admin")
+    );
+    // The older session gets the current address at its next renewal.
+    w.advance(300);
+    let old = after_visit(&w, &old);
+    assert_eq!(w.session_json(&old)["user"]["email"], "boss@example.com");
+    assert!(
+        !w.logs.0.borrow().iter().any(|l| l.contains("email_conflict")),
+        "no conflict here"
+    );
+}
+
+#[test]
+fn a_new_email_of_another_user_is_not_taken_and_is_logged() {
+    let w = world(&[]);
+    w.sign_in("ada@example.com", "111");
+    w.sign_in("boss@example.com", "900");
+    let bob = w.sign_in("bob@example.com", "222");
+    let bob_id = w.user_id(&bob);
+    // Bob's Google account now says Ada's address (other letter case): signed in as before.
+    let again = w.sign_in("ADA@example.com", "222");
+    let me = w.session_json(&again);
+    assert_eq!(me["user"]["id"], bob_id.as_str());
+    assert_eq!(me["user"]["email"], "bob@example.com");
+    let identity = w.page("/docs/", &again).forward.unwrap().identity.unwrap();
+    assert_eq!(identity.email, "bob@example.com");
+    // An address in ADMIN_EMAILS that belongs to another user makes no admin.
+    let again = w.sign_in("boss@example.com", "222");
+    let me = w.session_json(&again);
+    assert_eq!(
+        (me["user"]["email"].as_str(), me["user"]["role"].as_str()),
+        (Some("bob@example.com"), Some("user"))
+    );
+    assert_eq!(w.store.user_count(), 3);
+    let logs = w.logs.0.borrow();
+    let conflicts: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("\"event\":\"email_conflict\""))
+        .collect();
+    assert_eq!(conflicts.len(), 2, "{logs:?}");
+    for line in conflicts {
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(parsed["level"], "warn");
+        assert!(parsed["reason"].as_str().unwrap().contains(&bob_id), "{line}");
+        assert!(!line.to_lowercase().contains("@example.com"), "no email: {line}");
+    }
+}

@@ -153,8 +153,14 @@ const CREATE_USER: &str = "INSERT INTO users (id, email, email_verified, name, i
 const LINK_ACCOUNT: &str = "INSERT INTO accounts (provider, provider_account_id, user_id, created_at) \
      SELECT ?2, ?3, id, ?4 FROM users WHERE id = ?1 \
      ON CONFLICT(provider, provider_account_id) DO NOTHING";
+// The email follows the Google account (?7), unless another user has it (`email` is NOCASE, so
+// `=` compares case-insensitively): then the stored email, and the role, stay as they are;
+// `ADMIN_EMAILS` (?4) never promotes a user whose stored email is not the one that matched.
 const UPDATE_PROFILE: &str = "UPDATE users SET name = ?1, image = ?2, email_verified = 1, updated_at = ?3, \
-     role = CASE WHEN ?4 = 1 THEN 'admin' ELSE role END \
+     email = CASE WHEN EXISTS (SELECT 1 FROM users o WHERE o.email = ?7 AND o.id <> users.id) \
+     THEN email ELSE ?7 END, \
+     role = CASE WHEN ?4 = 1 AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = ?7 AND o.id <> users.id) \
+     THEN 'admin' ELSE role END \
      WHERE id = (SELECT user_id FROM accounts WHERE provider = ?5 AND provider_account_id = ?6)";
 const CREATE_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent) \
      SELECT ?1, u.id, ?2, ?3, ?2, ?4 FROM users u JOIN accounts a ON a.user_id = u.id \
@@ -200,6 +206,7 @@ impl UserStore for D1Store<'_> {
                     int(i64::from(s.make_admin)),
                     provider.clone(),
                     subject.clone(),
+                    text(&s.email),
                 ],
             )?,
             self.statement(
@@ -228,7 +235,11 @@ impl UserStore for D1Store<'_> {
         Ok(match rows.into_iter().next().map(User::from) {
             None => SignInOutcome::NotLinked,
             Some(user) if user.disabled_at.is_some() => SignInOutcome::Disabled,
-            Some(user) => SignInOutcome::SignedIn(user),
+            Some(user) => SignInOutcome::SignedIn {
+                // Stored exactly as sent unless another user has that address.
+                email_kept: user.email != s.email,
+                user,
+            },
         })
     }
 
