@@ -70,7 +70,8 @@ impl BoundedBody {
     reason = "single-threaded wasm: no Send bound wanted"
 )]
 pub trait HttpClient {
-    /// Sends `request` and waits for the whole response (bounded by a timeout).
+    /// Sends `request` and waits for the whole response (bounded by a timeout, and by
+    /// [`MAX_BODY`]: a larger body is an error as soon as it is seen, see [`BoundedBody`]).
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
 }
 

@@ -1473,7 +1473,11 @@ fn the_stored_email_follows_the_google_account() {
     let old = after_visit(&w, &old);
     assert_eq!(w.session_json(&old)["user"]["email"], "boss@example.com");
     assert!(
-        !w.logs.0.borrow().iter().any(|l| l.contains("email_conflict")),
+        !w.logs
+            .0
+            .borrow()
+            .iter()
+            .any(|l| l.contains("email_conflict")),
         "no conflict here"
     );
 }
@@ -1509,7 +1513,13 @@ fn a_new_email_of_another_user_is_not_taken_and_is_logged() {
     for line in conflicts {
         let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(parsed["level"], "warn");
-        assert!(parsed["reason"].as_str().unwrap().contains(&bob_id), "{line}");
-        assert!(!line.to_lowercase().contains("@example.com"), "no email: {line}");
+        assert!(
+            parsed["reason"].as_str().unwrap().contains(&bob_id),
+            "{line}"
+        );
+        assert!(
+            !line.to_lowercase().contains("@example.com"),
+            "no email: {line}"
+        );
     }
 }
