@@ -20,6 +20,10 @@ pub enum Refusal {
     SelfLockout,
     /// No such user.
     UnknownUser,
+    /// No such live session of that user (unknown, another user's, or already ended).
+    UnknownSession,
+    /// The user has no live session to end.
+    NoSessions,
 }
 
 impl Refusal {
@@ -31,6 +35,19 @@ impl Refusal {
             Self::RoleNotAllowed => "role-not-allowed",
             Self::SelfLockout => "self-lockout",
             Self::UnknownUser => "unknown-user",
+            Self::UnknownSession => "unknown-session",
+            Self::NoSessions => "no-sessions",
+        }
+    }
+
+    /// Why `action` was refused when its target matched nothing in the store.
+    pub fn no_match(action: &AdminAction) -> Self {
+        match action {
+            AdminAction::RevokeSession { .. } => Self::UnknownSession,
+            AdminAction::RevokeAll { .. } => Self::NoSessions,
+            AdminAction::SetRole { .. }
+            | AdminAction::Disable { .. }
+            | AdminAction::Enable { .. } => Self::UnknownUser,
         }
     }
 
@@ -44,6 +61,10 @@ impl Refusal {
                 "You cannot remove your own admin role or disable yourself; ask another admin."
             }
             "unknown-user" => "There is no such user; nothing was changed.",
+            "unknown-session" => {
+                "That session does not exist, is not this user's, or has already ended; nothing was changed."
+            }
+            "no-sessions" => "This user has no live sessions to end; nothing was changed.",
             _ => return None,
         })
     }

@@ -21,7 +21,7 @@ use crate::session::memory::{Renewal, SessionMemory};
 use crate::session::token::{self, Reject, Session, SessionClaims, UntrustedSession, Verified};
 use crate::session::{cookies, cookies::Jar, csrf};
 use crate::site::Site;
-use crate::store::{SignIn, SignInOutcome, UserStore};
+use crate::store::{Applied, SignIn, SignInOutcome, UserStore};
 use crate::time::UnixTime;
 
 /// The hot path's verdict, decided synchronously from the `Cookie` header alone.
@@ -415,7 +415,17 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             .await
             .map_err(AuthError::Store)?
         {
-            SignInOutcome::SignedIn(user) => user,
+            SignInOutcome::SignedIn { user, email_kept } => {
+                if email_kept {
+                    // No email in the line: the user id is enough to look the account up.
+                    let why = format!(
+                        "user {}: the Google account's new email belongs to another user; the stored email is kept",
+                        user.id
+                    );
+                    self.event("warn", "email_conflict", req, Some(&why));
+                }
+                user
+            }
             SignInOutcome::NotLinked => return Err(AuthError::SubjectNotLinked),
             SignInOutcome::Disabled => return Err(AuthError::UserDisabled),
         };
@@ -1145,9 +1155,15 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let mut r = match self.store.user(action.user_id(), self.now).await {
             Ok(None) => back("refused", admin::Refusal::UnknownUser.code()),
             Ok(Some(_)) => match self.store.apply(&actor, &action, self.now).await {
-                Ok(()) => {
+                Ok(Applied::Done) => {
                     self.event("info", "admin_action", req, Some(action.name()));
                     back("done", action.name())
+                }
+                // Nothing matched (say, a session that is not this user's): refused, not audited.
+                Ok(Applied::NoMatch) => {
+                    let refusal = admin::Refusal::no_match(&action);
+                    self.event("warn", "admin_refused", req, Some(refusal.code()));
+                    back("refused", refusal.code())
                 }
                 Err(e) => self.store_failed(req, site, "admin_store_error", &e),
             },

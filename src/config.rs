@@ -129,12 +129,24 @@ impl Config {
                 None
             }
         });
+        // The provider's endpoints carry the code, the client secret and the keys that decide
+        // who signs in: https:// only, except plain http:// on loopback (local development).
         let mut url_var = |var: &'static str, default: &str| -> Option<Url> {
             let raw = get(var).unwrap_or_else(|| default.to_owned());
             match Url::parse(&raw) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
+                    Some(u)
+                }
+                Ok(u) if u.scheme() == "http" => {
+                    err(
+                        var,
+                        "must be an https:// URL (http:// only on localhost, 127.0.0.0/8 or [::1])"
+                            .into(),
+                    );
+                    None
+                }
                 _ => {
-                    err(var, "must be an http(s) URL".into());
+                    err(var, "must be an https:// URL".into());
                     None
                 }
             }
@@ -297,10 +309,19 @@ pub fn gate_rules(
 /// identity headers, which must not cross the internet in clear text.
 fn url_var_opt(raw: &str) -> Option<Url> {
     let url = Url::parse(raw).ok()?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
     (scheme_ok && url.path() == "/" && url.query().is_none() && url.username().is_empty())
         .then_some(url)
+}
+
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +418,58 @@ pub(crate) mod tests {
                 "{bad}: {errs:?}"
             );
         }
+    }
+
+    #[test]
+    fn provider_urls_must_be_https_except_on_loopback() {
+        const VARS: [&str; 3] = [
+            "GOOGLE_AUTHORIZATION_URL",
+            "GOOGLE_TOKEN_URL",
+            "GOOGLE_JWKS_URL",
+        ];
+        for var in VARS {
+            for good in [
+                "https://idp.example.com/x",
+                "http://127.0.0.1:9000/x",
+                "http://127.1.2.3/x",
+                "http://localhost:8788/x",
+                "http://[::1]:9000/x",
+            ] {
+                let c = config(&[(var, good)]);
+                let url = match var {
+                    "GOOGLE_AUTHORIZATION_URL" => &c.authorization_url,
+                    "GOOGLE_TOKEN_URL" => &c.token_url,
+                    _ => &c.jwks_url,
+                };
+                assert_eq!(url.as_str(), good, "{var}={good}");
+            }
+            for bad in [
+                "http://idp.example.com/x",
+                "http://10.0.0.1/x",
+                "http://127.0.0.1.nip.io/x",
+                "http://localhost.example.com/x",
+                "http://[::2]/x",
+                "ftp://127.0.0.1/x",
+                "idp.example.com/x",
+            ] {
+                let errs = errors(&[(var, bad)]);
+                assert_eq!(errs.len(), 1, "{var}={bad}: {errs:?}");
+                assert_eq!(errs[0].var, var, "{bad}: {errs:?}");
+                assert!(errs[0].problem.contains("https://"), "{errs:?}");
+                assert!(
+                    errs[0].to_string().starts_with(&format!("{var} must be")),
+                    "{}",
+                    errs[0]
+                );
+            }
+        }
+        // Several bad ones at once: each is named.
+        let errs = errors(&[
+            ("GOOGLE_TOKEN_URL", "http://oauth2.example.com/token"),
+            ("GOOGLE_JWKS_URL", "http://certs.example.com/"),
+        ]);
+        let vars: Vec<_> = errs.iter().map(|e| e.var).collect();
+        assert_eq!(vars, ["GOOGLE_TOKEN_URL", "GOOGLE_JWKS_URL"]);
     }
 
     #[test]

@@ -70,7 +70,13 @@ pub struct SignIn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignInOutcome {
     /// User found or created; session row inserted.
-    SignedIn(User),
+    SignedIn {
+        /// The user as stored now.
+        user: User,
+        /// The Google account's email has changed to one that belongs to another user: the
+        /// stored email (and role) were kept. Worth a warning in the log.
+        email_kept: bool,
+    },
     /// The email belongs to a user linked to another account: nothing written.
     NotLinked,
     /// The user is disabled: no session written.
@@ -207,6 +213,16 @@ impl AdminAction {
     }
 }
 
+/// What applying an admin action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was made and recorded in the audit log.
+    Done,
+    /// Its target matched nothing (no such user, no such live session of that user, no live
+    /// session at all): nothing was changed and nothing recorded.
+    NoMatch,
+}
+
 /// Users, accounts and sessions.
 #[expect(
     async_fn_in_trait,
@@ -214,8 +230,9 @@ impl AdminAction {
 )]
 pub trait UserStore {
     /// Finds the user by provider and subject (never by email alone), creates it if the email
-    /// is free, updates its profile, and inserts a session — atomically, so concurrent first
-    /// sign-ins of one person end with one user.
+    /// is free, updates its profile (email, name, picture) and inserts a session — atomically,
+    /// so concurrent first sign-ins of one person end with one user. A changed email is taken
+    /// only if no other user has it (case-insensitively); otherwise the stored one is kept.
     async fn sign_in(&self, sign_in: &SignIn) -> Result<SignInOutcome, StoreError>;
 
     /// The session and its user (one read), for renewal.
@@ -246,13 +263,14 @@ pub trait UserStore {
     /// The user's latest sessions (newest first, at most 50).
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError>;
 
-    /// Applies `action` and records it in the audit log, atomically.
+    /// Applies `action` and records it in the audit log, atomically; an action whose target
+    /// matches nothing changes nothing, records nothing, and says so ([`Applied::NoMatch`]).
     async fn apply(
         &self,
         actor_user_id: &str,
         action: &AdminAction,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Applied, StoreError>;
 
     /// The newest audit entries.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
@@ -307,6 +325,11 @@ pub mod memory {
         /// Number of users.
         pub fn user_count(&self) -> usize {
             self.data.borrow().users.len()
+        }
+
+        /// Number of audit log rows.
+        pub fn audit_count(&self) -> usize {
+            self.data.borrow().audit.len()
         }
 
         /// Changes a user directly, as SQL would.
@@ -373,14 +396,24 @@ pub mod memory {
                     s.new_user_id.clone()
                 }
             };
+            // The email follows the Google account unless another user has that address.
+            let taken = d
+                .users
+                .iter()
+                .any(|u| u.user.id != user_id && u.user.email.eq_ignore_ascii_case(&s.email));
             let entry = d
                 .users
                 .iter_mut()
                 .find(|u| u.user.id == user_id)
                 .expect("account without user");
+            let email_kept = taken;
+            if !taken {
+                entry.user.email = s.email.clone();
+            }
             entry.user.name = s.name.clone();
             entry.user.image = s.image.clone();
-            if s.make_admin {
+            // `ADMIN_EMAILS` matched the new email: only if that email is now this user's.
+            if s.make_admin && !taken {
                 entry.user.role = "admin".into();
             }
             let user = entry.user.clone();
@@ -398,7 +431,7 @@ pub mod memory {
                 },
                 user_id: user.id.clone(),
             });
-            Ok(SignInOutcome::SignedIn(user))
+            Ok(SignInOutcome::SignedIn { user, email_kept })
         }
 
         async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -522,54 +555,67 @@ pub mod memory {
             actor: &str,
             action: &AdminAction,
             now: UnixTime,
-        ) -> Result<(), StoreError> {
+        ) -> Result<Applied, StoreError> {
             self.check()?;
             let t = now.secs();
-            {
-                let mut d = self.data.borrow_mut();
-                let uid = action.user_id().to_owned();
-                match action {
-                    AdminAction::SetRole { role, .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.role = role.clone();
-                        }
-                    }
-                    AdminAction::Disable { .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.disabled_at.get_or_insert(t);
-                        }
-                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
-                    }
-                    AdminAction::Enable { .. } => {
-                        for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                            u.user.disabled_at = None;
-                        }
-                    }
-                    AdminAction::RevokeSession { session_id, .. } => {
-                        for s in d
-                            .sessions
-                            .iter_mut()
-                            .filter(|s| s.info.id == *session_id && s.user_id == uid)
-                        {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
-                    }
-                    AdminAction::RevokeAll { .. } => {
-                        for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                            s.info.revoked_at.get_or_insert(t);
-                        }
+            let mut d = self.data.borrow_mut();
+            let uid = action.user_id().to_owned();
+            let live = |s: &MemSession| s.user_id == uid && s.info.revoked_at.is_none();
+            // Same rule as D1: an action whose change would touch no row is refused, unrecorded.
+            let matches = match action {
+                AdminAction::SetRole { .. }
+                | AdminAction::Disable { .. }
+                | AdminAction::Enable { .. } => d.users.iter().any(|u| u.user.id == uid),
+                AdminAction::RevokeSession { session_id, .. } => d
+                    .sessions
+                    .iter()
+                    .any(|s| s.info.id == *session_id && live(s)),
+                AdminAction::RevokeAll { .. } => d.sessions.iter().any(live),
+            };
+            if !matches {
+                return Ok(Applied::NoMatch);
+            }
+            match action {
+                AdminAction::SetRole { role, .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.role = role.clone();
                     }
                 }
-                d.audit.push((
-                    actor.to_owned(),
-                    action.name().to_owned(),
-                    action.target(),
-                    t,
-                ));
+                AdminAction::Disable { .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.disabled_at.get_or_insert(t);
+                    }
+                    for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
+                AdminAction::Enable { .. } => {
+                    for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                        u.user.disabled_at = None;
+                    }
+                }
+                AdminAction::RevokeSession { session_id, .. } => {
+                    for s in d
+                        .sessions
+                        .iter_mut()
+                        .filter(|s| s.info.id == *session_id && s.user_id == uid)
+                    {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
+                AdminAction::RevokeAll { .. } => {
+                    for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                        s.info.revoked_at.get_or_insert(t);
+                    }
+                }
             }
-            Ok(())
+            d.audit.push((
+                actor.to_owned(),
+                action.name().to_owned(),
+                action.target(),
+                t,
+            ));
+            Ok(Applied::Done)
         }
 
         async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

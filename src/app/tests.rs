@@ -1542,6 +1542,149 @@ fn admin_list_searches_and_pages_by_email() {
     assert_eq!(found.body.matches("<tr><td><a href").count(), 10);
 }
 
+#[test]
+fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
+    let w = world(&[]);
+    let boss = w.sign_in("boss@example.com", "900");
+    let ada = w.sign_in("ada@example.com", "111");
+    let bob = w.sign_in("bob@example.com", "222");
+    let ada_id = w.user_id(&ada);
+    let sid = |cookie: &str| {
+        let token = cookie.split_once('=').unwrap().1;
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["sid"].as_str().unwrap().to_owned()
+    };
+    let (ada_sid, bob_sid) = (sid(&ada), sid(&bob));
+    let before = w.store.audit_count();
+    let refused = |fields: &[(&str, &str)], code: &str| {
+        let r = admin_post(&w, &boss, fields);
+        assert_eq!(r.status, 303);
+        let location = r.location.unwrap();
+        assert!(
+            location.ends_with(&format!("refused={code}")),
+            "{fields:?}: {location}"
+        );
+        let page = w.page(&location, &boss);
+        assert!(page.body.contains("nothing was changed"), "{}", page.body);
+    };
+    let revoke = |session: &str| -> [(&str, String); 3] {
+        [
+            ("action", "revoke-session".into()),
+            ("user_id", ada_id.clone()),
+            ("session_id", session.into()),
+        ]
+    };
+    fn refs<'a>(f: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str); 3] {
+        f.each_ref().map(|(k, v)| (*k, v.as_str()))
+    }
+    // No such session; another user's session.
+    refused(&refs(&revoke("no-such-session")), "unknown-session");
+    refused(&refs(&revoke(&bob_sid)), "unknown-session");
+    assert!(!w.store.is_revoked(&bob_sid), "bob's session is untouched");
+    // A real one is done once; then it has ended.
+    let own = revoke(&ada_sid);
+    let r = admin_post(&w, &boss, &refs(&own));
+    assert!(r.location.unwrap().ends_with("done=revoke-session"));
+    refused(&refs(&own), "unknown-session");
+    // Nothing live left to end.
+    refused(
+        &[("action", "revoke-all"), ("user_id", &ada_id)],
+        "no-sessions",
+    );
+    assert_eq!(
+        w.store.audit_count(),
+        before + 1,
+        "only the real revocation"
+    );
+    let audit = w.page("/auth/admin", &boss);
+    assert_eq!(audit.body.matches("<td>revoke-session</td>").count(), 1);
+    assert!(!audit.body.contains("<td>revoke-all</td>"));
+    let warned = w.logs.0.borrow();
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("admin_refused") && l.contains("unknown-session")),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn the_stored_email_follows_the_google_account() {
+    let w = world(&[]);
+    let old = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&old);
+    // Google now says another address for the same account; it is listed in ADMIN_EMAILS.
+    let new = w.sign_in("boss@example.com", "111");
+    assert_eq!(w.store.user_count(), 1);
+    let me = w.session_json(&new);
+    assert_eq!(
+        (me["user"]["id"].as_str(), me["user"]["email"].as_str()),
+        (Some(id.as_str()), Some("boss@example.com"))
+    );
+    assert_eq!(me["user"]["role"], "admin");
+    let identity = w.page("/docs/", &new).forward.unwrap().identity.unwrap();
+    assert_eq!(
+        (identity.email.as_str(), identity.role.as_str()),
+        ("boss@example.com", "admin")
+    );
+    // The older session gets the current address at its next renewal.
+    w.advance(300);
+    let old = after_visit(&w, &old);
+    assert_eq!(w.session_json(&old)["user"]["email"], "boss@example.com");
+    assert!(
+        !w.logs
+            .0
+            .borrow()
+            .iter()
+            .any(|l| l.contains("email_conflict")),
+        "no conflict here"
+    );
+}
+
+#[test]
+fn a_new_email_of_another_user_is_not_taken_and_is_logged() {
+    let w = world(&[]);
+    w.sign_in("ada@example.com", "111");
+    w.sign_in("boss@example.com", "900");
+    let bob = w.sign_in("bob@example.com", "222");
+    let bob_id = w.user_id(&bob);
+    // Bob's Google account now says Ada's address (other letter case): signed in as before.
+    let again = w.sign_in("ADA@example.com", "222");
+    let me = w.session_json(&again);
+    assert_eq!(me["user"]["id"], bob_id.as_str());
+    assert_eq!(me["user"]["email"], "bob@example.com");
+    let identity = w.page("/docs/", &again).forward.unwrap().identity.unwrap();
+    assert_eq!(identity.email, "bob@example.com");
+    // An address in ADMIN_EMAILS that belongs to another user makes no admin.
+    let again = w.sign_in("boss@example.com", "222");
+    let me = w.session_json(&again);
+    assert_eq!(
+        (me["user"]["email"].as_str(), me["user"]["role"].as_str()),
+        (Some("bob@example.com"), Some("user"))
+    );
+    assert_eq!(w.store.user_count(), 3);
+    let logs = w.logs.0.borrow();
+    let conflicts: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("\"event\":\"email_conflict\""))
+        .collect();
+    assert_eq!(conflicts.len(), 2, "{logs:?}");
+    for line in conflicts {
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(parsed["level"], "warn");
+        assert!(
+            parsed["reason"].as_str().unwrap().contains(&bob_id),
+            "{line}"
+        );
+        assert!(
+            !line.to_lowercase().contains("@example.com"),
+            "no email: {line}"
+        );
+    }
+}
+
 /// The hot path and the full route are one rule set: whatever `quick_decision` decides on its
 /// own (public, or admitted until a time), `App::handle` decides the same for the same URL and
 /// cookie, for generated paths (percent-encodings, dot segments, `;`, `\\`, `//`, Unicode,

@@ -6,8 +6,8 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::store::{
-    AdminAction, AuditEntry, SessionInfo, SessionRecord, SignIn, SignInOutcome, StoreError, User,
-    UserStore, UserSummary,
+    AdminAction, Applied, AuditEntry, SessionInfo, SessionRecord, SignIn, SignInOutcome,
+    StoreError, User, UserStore, UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -153,8 +153,14 @@ const CREATE_USER: &str = "INSERT INTO users (id, email, email_verified, name, i
 const LINK_ACCOUNT: &str = "INSERT INTO accounts (provider, provider_account_id, user_id, created_at) \
      SELECT ?2, ?3, id, ?4 FROM users WHERE id = ?1 \
      ON CONFLICT(provider, provider_account_id) DO NOTHING";
+// The email follows the Google account (?7), unless another user has it (`email` is NOCASE, so
+// `=` compares case-insensitively): then the stored email, and the role, stay as they are;
+// `ADMIN_EMAILS` (?4) never promotes a user whose stored email is not the one that matched.
 const UPDATE_PROFILE: &str = "UPDATE users SET name = ?1, image = ?2, email_verified = 1, updated_at = ?3, \
-     role = CASE WHEN ?4 = 1 THEN 'admin' ELSE role END \
+     email = CASE WHEN EXISTS (SELECT 1 FROM users o WHERE o.email = ?7 AND o.id <> users.id) \
+     THEN email ELSE ?7 END, \
+     role = CASE WHEN ?4 = 1 AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = ?7 AND o.id <> users.id) \
+     THEN 'admin' ELSE role END \
      WHERE id = (SELECT user_id FROM accounts WHERE provider = ?5 AND provider_account_id = ?6)";
 const CREATE_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent) \
      SELECT ?1, u.id, ?2, ?3, ?2, ?4 FROM users u JOIN accounts a ON a.user_id = u.id \
@@ -200,6 +206,7 @@ impl UserStore for D1Store<'_> {
                     int(i64::from(s.make_admin)),
                     provider.clone(),
                     subject.clone(),
+                    text(&s.email),
                 ],
             )?,
             self.statement(
@@ -228,7 +235,11 @@ impl UserStore for D1Store<'_> {
         Ok(match rows.into_iter().next().map(User::from) {
             None => SignInOutcome::NotLinked,
             Some(user) if user.disabled_at.is_some() => SignInOutcome::Disabled,
-            Some(user) => SignInOutcome::SignedIn(user),
+            Some(user) => SignInOutcome::SignedIn {
+                // Stored exactly as sent unless another user has that address.
+                email_kept: user.email != s.email,
+                user,
+            },
         })
     }
 
@@ -351,42 +362,85 @@ impl UserStore for D1Store<'_> {
         actor: &str,
         action: &AdminAction,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Applied, StoreError> {
         let t = int(now.secs());
         let uid = text(action.user_id());
         let revoke_all =
             "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
-        let mut statements = match action {
-            AdminAction::SetRole { role, .. } => vec![self.statement(
+        // The audit row goes first, written only if the change will touch a row (the same
+        // condition as the change's own WHERE, in the same transaction): an action on an id that
+        // matches nothing is never recorded as done, and its change then touches nothing.
+        let (condition, condition_args) = match action {
+            AdminAction::SetRole { .. }
+            | AdminAction::Disable { .. }
+            | AdminAction::Enable { .. } => (
+                "EXISTS (SELECT 1 FROM users WHERE id = ?5)",
+                vec![uid.clone()],
+            ),
+            AdminAction::RevokeSession { session_id, .. } => (
+                "EXISTS (SELECT 1 FROM sessions WHERE id = ?6 AND user_id = ?5 AND revoked_at IS NULL)",
+                vec![uid.clone(), text(session_id)],
+            ),
+            AdminAction::RevokeAll { .. } => (
+                "EXISTS (SELECT 1 FROM sessions WHERE user_id = ?5 AND revoked_at IS NULL)",
+                vec![uid.clone()],
+            ),
+        };
+        let mut audit_args = vec![
+            text(actor),
+            text(action.name()),
+            text(&action.target()),
+            t.clone(),
+        ];
+        audit_args.extend(condition_args);
+        let mut statements = vec![self.statement(
+            &format!(
+                "INSERT INTO audit_log (actor_user_id, action, target, created_at) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE {condition}"
+            ),
+            &audit_args,
+        )?];
+        match action {
+            AdminAction::SetRole { role, .. } => statements.push(self.statement(
                 "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
-                &[uid, text(role), t.clone()],
-            )?],
-            AdminAction::Disable { .. } => vec![
-                self.statement(
+                &[uid, text(role), t],
+            )?),
+            AdminAction::Disable { .. } => {
+                statements.push(self.statement(
                     "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2), updated_at = ?2 WHERE id = ?1",
                     &[uid.clone(), t.clone()],
-                )?,
-                self.statement(revoke_all, &[uid, t.clone()])?,
-            ],
-            AdminAction::Enable { .. } => vec![self.statement(
+                )?);
+                statements.push(self.statement(revoke_all, &[uid, t])?);
+            }
+            AdminAction::Enable { .. } => statements.push(self.statement(
                 "UPDATE users SET disabled_at = NULL, updated_at = ?2 WHERE id = ?1",
-                &[uid, t.clone()],
-            )?],
-            AdminAction::RevokeSession { session_id, .. } => vec![self.statement(
+                &[uid, t],
+            )?),
+            AdminAction::RevokeSession { session_id, .. } => statements.push(self.statement(
                 "UPDATE sessions SET revoked_at = ?3 WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
-                &[uid, text(session_id), t.clone()],
-            )?],
-            AdminAction::RevokeAll { .. } => vec![self.statement(revoke_all, &[uid, t.clone()])?],
-        };
-        statements.push(self.statement(
-            "INSERT INTO audit_log (actor_user_id, action, target, created_at) VALUES (?1, ?2, ?3, ?4)",
-            &[text(actor), text(action.name()), text(&action.target()), t],
-        )?);
-        self.db()?
+                &[uid, text(session_id), t],
+            )?),
+            AdminAction::RevokeAll { .. } => {
+                statements.push(self.statement(revoke_all, &[uid, t])?);
+            }
+        }
+        let results = self
+            .db()?
             .batch(statements)
             .await
             .map_err(|e| fail("admin action", &e))?;
-        Ok(())
+        let recorded = results
+            .first()
+            .map(|r| r.meta().map_err(|e| fail("admin action result", &e)))
+            .transpose()?
+            .flatten()
+            .and_then(|m| m.changes)
+            .ok_or_else(|| StoreError("D1 admin action: no change count".into()))?;
+        Ok(if recorded > 0 {
+            Applied::Done
+        } else {
+            Applied::NoMatch
+        })
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

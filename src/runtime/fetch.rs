@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use futures_util::future::{Either, select};
-use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, ResponseBody};
 
-use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
-
-/// Responses larger than this are refused (a JWKS or token response is a few KB).
-const MAX_BODY: usize = 1 << 20;
+use crate::http::{BoundedBody, HttpClient, HttpError, HttpRequest, HttpResponse, MAX_BODY};
 
 /// Fetches with a timeout.
 pub struct FetchClient {
@@ -39,6 +37,7 @@ impl HttpClient for FetchClient {
             .map_err(|_| HttpError(format!("bad request URL for {host}")))?;
         let controller = AbortController::default();
         let signal = controller.signal();
+        let too_large = || HttpError(format!("response of {host} is too large (over 1 MiB)"));
         let exchange = async {
             let mut resp = Fetch::Request(req)
                 .send_with_signal(&signal)
@@ -46,16 +45,34 @@ impl HttpClient for FetchClient {
                 .map_err(|_| HttpError(format!("connection to {host} failed")))?;
             let status = resp.status_code();
             let headers: Vec<(String, String)> = resp.headers().entries().collect();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|_| HttpError(format!("reading the response of {host} failed")))?;
-            Ok::<_, HttpError>((status, headers, bytes))
+            let announced = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .map(|(_, value)| value.as_str());
+            // Read as a stream and stop at the first byte past 1 MiB (or before any byte when
+            // Content-Length says more): a huge or endless answer never fills memory.
+            let mut body = BoundedBody::new(MAX_BODY, announced).map_err(|_| too_large())?;
+            let read_failed = || HttpError(format!("reading the response of {host} failed"));
+            if let ResponseBody::Body(bytes) = resp.body() {
+                body.push(bytes).map_err(|_| too_large())?;
+            } else if matches!(resp.body(), ResponseBody::Stream(_)) {
+                let mut chunks = resp.stream().map_err(|_| read_failed())?;
+                while let Some(chunk) = chunks.next().await {
+                    body.push(&chunk.map_err(|_| read_failed())?)
+                        .map_err(|_| too_large())?;
+                }
+            }
+            Ok::<_, HttpError>((status, headers, body.into_bytes()))
         };
         let timeout = Delay::from(self.timeout);
         futures_util::pin_mut!(exchange);
         let (status, headers, bytes) = match select(exchange, timeout).await {
-            Either::Left((result, _)) => result?,
+            Either::Left((Ok(exchange), _)) => exchange,
+            Either::Left((Err(e), _)) => {
+                // Cancel whatever is still coming (the rest of a body that was too large).
+                controller.abort();
+                return Err(e);
+            }
             Either::Right(_) => {
                 controller.abort();
                 return Err(HttpError(format!(
@@ -64,9 +81,6 @@ impl HttpClient for FetchClient {
                 )));
             }
         };
-        if bytes.len() > MAX_BODY {
-            return Err(HttpError(format!("response of {host} is too large")));
-        }
         let mut builder = http::Response::builder().status(status);
         for (name, value) in headers {
             builder = builder.header(name, value);

@@ -81,6 +81,7 @@ fn now() -> UnixTime {
 /// one URL parse and one signature check, and no `Request` round trip.
 #[wasm_bindgen(js_name = gateCheck)]
 pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>, bearer: bool) -> f64 {
+    panic_hook();
     let env: Env = env.unchecked_into();
     let parsed = config(&env);
     let Ok(config) = parsed.as_ref() else {
@@ -108,9 +109,24 @@ pub fn private_vary(existing: Option<String>) -> String {
     app::private_vary(existing.as_deref())
 }
 
+/// Logs a panic with its message and a JS stack trace, once per isolate, before the first
+/// `gateCheck` or fetch does anything (js/entry.mjs calls `gateCheck` first). The hook that the
+/// worker crate installs when the module starts (it flags the instance for reinitialisation)
+/// keeps running after ours; `console_error_panic_hook::set_once` would replace it.
+fn panic_hook() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            console_error_panic_hook::hook(info);
+            previous(info);
+        }));
+    });
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    console_error_panic_hook::set_once();
+    panic_hook();
     match handle(req, &env).await {
         Ok(response) => Ok(response),
         Err(e) => {

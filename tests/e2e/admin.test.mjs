@@ -139,4 +139,48 @@ describe('admin page', () => {
     const role = await stack.d1(`SELECT role FROM users WHERE id = ${sqlString(me)}`);
     assert.equal(role[0].role, 'admin');
   });
+
+  test('actions on ids that match nothing are refused with a message and write no audit row', async () => {
+    const email = uniqueEmail('nomatch');
+    const other = uniqueEmail('nomatch-other');
+    const mine = (await signIn(stack, { email })).sessionCookie;
+    const theirs = (await signIn(stack, { email: other })).sessionCookie;
+    assert.ok(mine && theirs);
+    const id = await userId(email);
+    const otherId = await userId(other);
+    const sessionOf = async (uid) => (await stack.d1(`SELECT id FROM sessions WHERE user_id = ${sqlString(uid)}`))[0].id;
+    const own = await sessionOf(id);
+    const foreign = await sessionOf(otherId);
+    const auditCount = async () => (await stack.d1('SELECT COUNT(*) AS n FROM audit_log'))[0].n;
+    const before = await auditCount();
+
+    const refused = async (fields, code) => {
+      const res = await act(admin, fields);
+      assert.equal(res.status, 303, res.describe());
+      assert.equal(res.location.searchParams.get('refused'), code, res.rawLocation);
+      assert.equal(res.location.searchParams.get('done'), null, res.rawLocation);
+      const page = await request(stack, res.location, { cookie: admin, accept: 'text/html' });
+      assert.equal(page.status, 200, page.describe());
+      assert.match(page.body, /nothing was changed/, page.body);
+    };
+    // A session id that does not exist, and one of another user.
+    await refused({ action: 'revoke-session', user_id: id, session_id: 'no-such-session' }, 'unknown-session');
+    await refused({ action: 'revoke-session', user_id: id, session_id: foreign }, 'unknown-session');
+    const [{ revoked_at: untouched }] = await stack.d1(`SELECT revoked_at FROM sessions WHERE id = ${sqlString(foreign)}`);
+    assert.equal(untouched, null, "the other user's session is not revoked");
+    // A real one is done once; the second time it has already ended.
+    const done = await act(admin, { action: 'revoke-session', user_id: id, session_id: own });
+    assert.equal(done.location.searchParams.get('done'), 'revoke-session', done.rawLocation);
+    await refused({ action: 'revoke-session', user_id: id, session_id: own }, 'unknown-session');
+    // No live session left: revoking all of them touches nothing.
+    await refused({ action: 'revoke-all', user_id: id }, 'no-sessions');
+    // Unknown users, for every action.
+    for (const action of ['disable', 'enable', 'revoke-all']) {
+      await refused({ action, user_id: 'no-such-user' }, 'unknown-user');
+    }
+    await refused({ action: 'set-role', user_id: 'no-such-user', role: 'editor' }, 'unknown-user');
+    assert.equal(await auditCount(), before + 1, 'only the one real revocation is in the audit log');
+    const logged = await stack.d1(`SELECT action, target FROM audit_log ORDER BY id DESC LIMIT 1`);
+    assert.deepEqual(logged, [{ action: 'revoke-session', target: `${id} session=${own}` }]);
+  });
 });

@@ -153,6 +153,17 @@ describe('gatehouse users on local D1', () => {
     for (const r of rows) assert.ok(Math.abs(r.created_at - now) < 300, `created_at ${r.created_at} is Unix seconds of now`);
   });
 
+  test('revoke of a user without live sessions exits 1, says so, and writes no audit row', async () => {
+    // Every session of `a` was revoked above.
+    const before = await counts(stack);
+    const r = await users(stack, 'revoke', a.email);
+    assert.equal(r.code, 1, r.describe());
+    assert.match(r.stderr, /no live sessions/, r.describe());
+    assert.match(r.stderr, /nothing changed/, r.describe());
+    assert.equal(r.stdout, '', r.describe());
+    assert.deepEqual(await counts(stack), before);
+  });
+
   test('an unknown email exits 1 and changes nothing', async () => {
     const before = await counts(stack);
     const r = await users(stack, 'disable', uniqueEmail('nobody'));

@@ -29,7 +29,8 @@ commands:
             user, or a role named in ROLE_PATHS; admin passes every role check
   disable   lock the user out: signing in is refused and every session of the user is revoked
   enable    let a disabled user sign in again (sessions revoked before stay revoked)
-  revoke    end every session of the user (they may sign in again; disable keeps them out)
+  revoke    end every session of the user (they may sign in again; disable keeps them out);
+            a user without live sessions exits with code 1 and nothing is logged
 
   EMAIL is matched case-insensitively. A user exists from their first sign-in; an unknown EMAIL
   exits with code 1. Sessions already signed in see a change at their next renewal, within
@@ -56,7 +57,8 @@ how it runs: `wrangler d1 execute DB --local|--remote --json --command \"<SQL>\"
   node_modules/.bin/wrangler of the current directory or of the project root (the nearest
   directory above holding wrangler.toml), else `npx wrangler`.
 
-exit codes: 0 done; 1 no user with that email; 2 bad arguments, or wrangler or D1 failed
+exit codes: 0 done; 1 no user with that email, or nothing to change (revoke of a user without
+  live sessions); 2 bad arguments, or wrangler or D1 failed
   (wrangler's own messages are shown).";
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -68,7 +70,7 @@ const RENEWAL: &str = "within SESSION_CHECK_INTERVAL (300 s unless configured ot
 pub enum Failure {
     /// Bad arguments or input that is refused (nothing was run).
     Usage(String),
-    /// No user has that email (exit code 1).
+    /// No user has that email, or the change would touch nothing (exit code 1).
     NotFound(String),
     /// Wrangler or D1 failed; the message holds what wrangler said.
     Wrangler(String),
@@ -381,6 +383,9 @@ pub fn parse_args(args: &[String]) -> Result<(Command, Target), Failure> {
 /// Sessions neither revoked nor expired, for the user `u`; uses the index `sessions_user_id`.
 const ACTIVE_SESSIONS: &str = "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id \
      AND s.revoked_at IS NULL AND s.expires_at > unixepoch())";
+/// Sessions not yet revoked (expired or not), for the user `u`: what `revoke` would touch.
+const REVOCABLE_SESSIONS: &str =
+    "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL)";
 
 /// One query for the list: the correlated subqueries run per listed user on `sessions_user_id`,
 /// the prefix `LIKE` and the order use the `email` index (its collation is NOCASE, as `LIKE` is).
@@ -400,8 +405,10 @@ pub fn list_sql(search: Option<&Search>, limit: u32) -> String {
 }
 
 /// The statements of one change, run by wrangler as one batch: first the user as it was (no
-/// row: unknown email, and every later statement then touches nothing), then the change, then
-/// its audit_log row (written only when the user exists).
+/// row: unknown email, and every later statement then touches nothing), then its audit_log row,
+/// then the change. The audit row is written only when the change will touch a row: the user
+/// exists and, for `revoke`, has a session not yet revoked (the same condition as the change's
+/// own WHERE, read before the change in the same batch).
 pub fn change_sql(email: &Email, action: &Action) -> String {
     let e = sql_str(email.as_str());
     let user = format!("email = {e}");
@@ -410,42 +417,49 @@ pub fn change_sql(email: &Email, action: &Action) -> String {
         "UPDATE sessions SET revoked_at = unixepoch() WHERE user_id = {user_id} AND revoked_at IS NULL"
     );
     let mut statements = vec![format!(
-        "SELECT u.id, u.email, u.role, u.disabled_at, {ACTIVE_SESSIONS} AS active_sessions \
-         FROM users u WHERE u.{user}"
+        "SELECT u.id, u.email, u.role, u.disabled_at, {ACTIVE_SESSIONS} AS active_sessions, \
+         {REVOCABLE_SESSIONS} AS revocable_sessions FROM users u WHERE u.{user}"
     )];
+    let mut changes = Vec::new();
+    let mut only_if = String::new();
     let target = match action {
         Action::SetRole(role) => {
             let r = sql_str(role.as_str());
-            statements.push(format!(
+            changes.push(format!(
                 "UPDATE users SET role = {r}, updated_at = unixepoch() WHERE {user}"
             ));
             format!("id || {}", sql_str(&format!(" role={}", role.as_str())))
         }
         Action::Disable => {
             // Already disabled: keep the first time.
-            statements.push(format!(
+            changes.push(format!(
                 "UPDATE users SET disabled_at = COALESCE(disabled_at, unixepoch()), \
                  updated_at = unixepoch() WHERE {user}"
             ));
-            statements.push(revoke_all);
+            changes.push(revoke_all);
             "id".into()
         }
         Action::Enable => {
-            statements.push(format!(
+            changes.push(format!(
                 "UPDATE users SET disabled_at = NULL, updated_at = unixepoch() WHERE {user}"
             ));
             "id".into()
         }
         Action::Revoke => {
-            statements.push(revoke_all);
+            changes.push(revoke_all);
+            // Nothing to revoke: refused, never logged as done.
+            only_if = " AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id \
+                       AND s.revoked_at IS NULL)"
+                .into();
             "id".into()
         }
     };
     statements.push(format!(
         "INSERT INTO audit_log (actor_user_id, action, target, created_at) \
-         SELECT NULL, {}, {target}, unixepoch() FROM users WHERE {user}",
+         SELECT NULL, {}, {target}, unixepoch() FROM users WHERE {user}{only_if}",
         sql_str(action.audit_name())
     ));
+    statements.extend(changes);
     statements.join("; ")
 }
 
@@ -698,6 +712,19 @@ pub fn run(
                 )));
             }
             match results[0].first() {
+                // The audit row was not written either (same condition, same batch).
+                Some(before)
+                    if action == Action::Revoke
+                        && int(before, "revocable_sessions").unwrap_or(0) == 0 =>
+                {
+                    Err(Failure::NotFound(format!(
+                        "{} (user {}) has no live sessions in the {}: nothing changed, nothing \
+                         logged. (`gatehouse users disable EMAIL` keeps a user from signing in.)",
+                        clean(&text(before, "email").unwrap_or_default(), 254),
+                        clean(&text(before, "id").unwrap_or_default(), 64),
+                        target.describe()
+                    )))
+                }
                 Some(before) => Ok(format_change(before, &action, &target)),
                 None => Err(Failure::NotFound(format!(
                     "no user with email {} in the {} (nothing changed). A user exists from \
@@ -973,7 +1000,8 @@ mod tests {
         let e = email("A@x.test");
         let lookup = "SELECT u.id, u.email, u.role, u.disabled_at, (SELECT COUNT(*) FROM sessions s \
              WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > unixepoch()) \
-             AS active_sessions FROM users u WHERE u.email = 'A@x.test'";
+             AS active_sessions, (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND \
+             s.revoked_at IS NULL) AS revocable_sessions FROM users u WHERE u.email = 'A@x.test'";
         let audit = |action: &str, target: &str| {
             format!(
                 "INSERT INTO audit_log (actor_user_id, action, target, created_at) SELECT NULL, \
@@ -987,34 +1015,42 @@ mod tests {
                 Action::SetRole(Role("editor".into())),
                 vec![
                     lookup.to_owned(),
+                    audit("cli:set-role", "id || ' role=editor'"),
                     "UPDATE users SET role = 'editor', updated_at = unixepoch() WHERE email = 'A@x.test'"
                         .into(),
-                    audit("cli:set-role", "id || ' role=editor'"),
                 ],
             ),
             (
                 Action::Disable,
                 vec![
                     lookup.to_owned(),
+                    audit("cli:disable", "id"),
                     "UPDATE users SET disabled_at = COALESCE(disabled_at, unixepoch()), \
                      updated_at = unixepoch() WHERE email = 'A@x.test'"
                         .into(),
                     revoke.into(),
-                    audit("cli:disable", "id"),
                 ],
             ),
             (
                 Action::Enable,
                 vec![
                     lookup.to_owned(),
+                    audit("cli:enable", "id"),
                     "UPDATE users SET disabled_at = NULL, updated_at = unixepoch() WHERE email = 'A@x.test'"
                         .into(),
-                    audit("cli:enable", "id"),
                 ],
             ),
             (
                 Action::Revoke,
-                vec![lookup.to_owned(), revoke.into(), audit("cli:revoke", "id")],
+                vec![
+                    lookup.to_owned(),
+                    format!(
+                        "{} AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id AND \
+                         s.revoked_at IS NULL)",
+                        audit("cli:revoke", "id")
+                    ),
+                    revoke.into(),
+                ],
             ),
         ];
         for (action, statements) in cases {
@@ -1103,7 +1139,7 @@ mod tests {
         assert!(out.contains("a@x.test (user u1) is now disabled in the local D1 database DB; 3 active sessions revoked"), "{out}");
         assert!(out.contains("SESSION_CHECK_INTERVAL"), "{out}");
         let three = r#"[
-          {"results": [{"id": "u1", "email": "a@x.test", "role": "admin", "disabled_at": null, "active_sessions": 1}], "success": true},
+          {"results": [{"id": "u1", "email": "a@x.test", "role": "admin", "disabled_at": null, "active_sessions": 1, "revocable_sessions": 2}], "success": true},
           {"results": [], "success": true}, {"results": [], "success": true}
         ]"#;
         let out = run(
@@ -1128,6 +1164,18 @@ mod tests {
         assert!(out.contains("SESSION_CHECK_INTERVAL"), "{out}");
         let out = run(&args(&["enable", "a@x.test"]), wrangler_says(three)).unwrap();
         assert!(out.contains("was not disabled"), "{out}");
+
+        // Nothing left to revoke: exit 1, nothing changed (the audit row's condition is the same).
+        let none = r#"[
+          {"results": [{"id": "u1", "email": "a@x.test", "role": "user", "disabled_at": null, "active_sessions": 0, "revocable_sessions": 0}], "success": true},
+          {"results": [], "success": true}, {"results": [], "success": true}
+        ]"#;
+        let e = run(&args(&["revoke", "a@x.test"]), wrangler_says(none)).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.message().contains("a@x.test (user u1) has no live sessions in the local D1 database DB: nothing changed, nothing logged"),
+            "{e:?}"
+        );
 
         let unknown = r#"[{"results": [], "success": true}, {"results": [], "success": true}, {"results": [], "success": true}]"#;
         let e = run(&args(&["revoke", "nobody@x.test"]), wrangler_says(unknown)).unwrap_err();

@@ -39,6 +39,15 @@ pub enum Delivery {
     Close,
     /// Send the head at once, then the body one byte per interval, then close.
     Trickle(Duration),
+    /// Send the head (chunked, no `Content-Length`) and the body at once, then `chunk` more
+    /// bytes of `x` every `interval`, never ending: until the client hangs up, a write times
+    /// out, or the server stops.
+    Endless {
+        /// Bytes per chunk after the body.
+        chunk: usize,
+        /// Pause between chunks.
+        interval: Duration,
+    },
 }
 
 /// A stop signal that sleepers can wait on: [`Stopper::sleep`] returns early once stopped.
@@ -323,6 +332,10 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stopper: &Stopper) {
                 trickle(&mut writer, &response, interval, stopper);
                 false
             }
+            Delivery::Endless { chunk, interval } => {
+                endless(&mut writer, &response, chunk, interval, stopper);
+                false
+            }
         };
         if !kept {
             let _ = writer.shutdown(Shutdown::Both);
@@ -368,6 +381,11 @@ fn log(method: &str, path: &str, response: &Response) {
             "{method} {path} {} (body 1 byte per {} ms)",
             response.status,
             d.as_millis()
+        ),
+        Delivery::Endless { chunk, interval } => eprintln!(
+            "{method} {path} {} (endless body: {chunk} bytes per {} ms)",
+            response.status,
+            interval.as_millis()
         ),
     }
 }
@@ -592,6 +610,11 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// Status line and headers, with `Date`, `Content-Length` and `Connection` added.
 fn head(response: &Response, keep_alive: bool) -> Vec<u8> {
+    head_framed(response, keep_alive, false)
+}
+
+/// The head; `chunked` announces `Transfer-Encoding: chunked` instead of a `Content-Length`.
+fn head_framed(response: &Response, keep_alive: bool, chunked: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\n",
         response.status,
@@ -605,7 +628,11 @@ fn head(response: &Response, keep_alive: bool) -> Vec<u8> {
         }
         out.push_str(&format!("{name}: {value}\r\n"));
     }
-    out.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    if chunked {
+        out.push_str("Transfer-Encoding: chunked\r\n");
+    } else {
+        out.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
     if !keep_alive {
         out.push_str("Connection: close\r\n");
     }
@@ -633,6 +660,43 @@ fn trickle(writer: &mut TcpStream, response: &Response, interval: Duration, stop
     }
     for byte in &response.body {
         if !stopper.sleep(interval) || writer.write_all(&[*byte]).is_err() {
+            return;
+        }
+    }
+}
+
+/// The head and body as one chunk, then chunks of `x` forever (see [`Delivery::Endless`]).
+fn endless(
+    writer: &mut TcpStream,
+    response: &Response,
+    chunk: usize,
+    interval: Duration,
+    stopper: &Stopper,
+) {
+    let frame = |data: &[u8]| {
+        let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        out
+    };
+    let mut first = head_framed(response, false, true);
+    if !response.body.is_empty() {
+        first.extend(frame(&response.body));
+    }
+    if writer
+        .write_all(&first)
+        .and_then(|()| writer.flush())
+        .is_err()
+    {
+        return;
+    }
+    let filler = frame(&vec![b'x'; chunk.max(1)]);
+    while stopper.sleep(interval) {
+        if writer
+            .write_all(&filler)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             return;
         }
     }

@@ -69,6 +69,10 @@
 //! - `token_huge`: 200, the usual JSON padded (`"padding": "xxx…"`) to exactly 3 MiB.
 //! - `token_slow_body`: the head (with the full `Content-Length`) at once, then the usual JSON
 //!   body one byte per second.
+//! - `token_huge_slow_body`: the `token_huge` answer (3 MiB, announced in `Content-Length`), sent
+//!   one byte per second.
+//! - `token_endless`: 200, chunked (no `Content-Length`), `{"padding":"` and then 64 KiB of `x`
+//!   every 20 ms, never ending (until the client hangs up).
 //!
 //! Code reuse needs no twist: a second redemption is always `invalid_grant`.
 //!
@@ -86,8 +90,10 @@
 //! - `POST /_control/rotate`: a new RSA key with a new `kid`; from now on the JWKS serves only
 //!   it (the old key is gone) and new ID tokens are signed with it. Also answers
 //!   `previous_kid`.
-//! - `POST /_control/jwks?mode=ok|500|stall|garbage`: how `/oauth2/v3/certs` answers from now
-//!   on: honestly; 500 with an HTML body; honestly after 30 s; or 200 `{"nope":1}`.
+//! - `POST /_control/jwks?mode=ok|500|stall|garbage|endless|huge_slow`: how `/oauth2/v3/certs`
+//!   answers from now on: honestly; 500 with an HTML body; honestly after 30 s; 200
+//!   `{"nope":1}`; 200 with a chunked body that never ends (as `token_endless`); or the honest
+//!   key set padded to 3 MiB (announced in `Content-Length`) sent one byte per second.
 //! - `POST /_control/jwks_max_age?secs=N`: the JWKS `Cache-Control: public, max-age=N`
 //!   (default 3600).
 //! - `POST /_control/reset`: back to honest defaults (`mode=ok`, max-age 3600) and counters to

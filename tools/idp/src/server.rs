@@ -40,6 +40,10 @@ pub const STALL: Duration = Duration::from_secs(30);
 pub const TRICKLE_INTERVAL: Duration = Duration::from_secs(1);
 /// Size of the `token_huge` body.
 pub const HUGE_BODY: usize = 3 * 1024 * 1024;
+/// `token_endless` and the JWKS `endless` mode: bytes per chunk, and the pause between chunks
+/// (about 3 MB/s, so a relying party's 1 MiB limit is passed within a second).
+pub const ENDLESS_CHUNK: usize = 64 * 1024;
+pub const ENDLESS_INTERVAL: Duration = Duration::from_millis(20);
 /// Default JWKS `Cache-Control: max-age`.
 pub const DEFAULT_JWKS_MAX_AGE: u32 = 3600;
 
@@ -172,6 +176,11 @@ pub enum JwksMode {
     Stall,
     /// 200 `{"nope":1}`.
     Garbage,
+    /// 200, the start of a JSON object, then a body that never ends ([`Delivery::Endless`]).
+    Endless,
+    /// 200, the honest key set padded to [`HUGE_BODY`] (announced in `Content-Length`), sent one
+    /// byte per [`TRICKLE_INTERVAL`].
+    HugeSlow,
 }
 
 impl JwksMode {
@@ -181,6 +190,8 @@ impl JwksMode {
             "500" => Some(Self::Error500),
             "stall" => Some(Self::Stall),
             "garbage" => Some(Self::Garbage),
+            "endless" => Some(Self::Endless),
+            "huge_slow" => Some(Self::HugeSlow),
             _ => None,
         }
     }
@@ -191,6 +202,8 @@ impl JwksMode {
             Self::Error500 => "500",
             Self::Stall => "stall",
             Self::Garbage => "garbage",
+            Self::Endless => "endless",
+            Self::HugeSlow => "huge_slow",
         }
     }
 }
@@ -329,6 +342,23 @@ impl Provider {
             ),
             JwksMode::Garbage => {
                 Response::json(200, &json!({ "nope": 1 })).header("Cache-Control", cache)
+            }
+            JwksMode::Endless => Response {
+                body: br#"{"keys":[],"padding":""#.to_vec(),
+                ..Response::json(200, &json!({}))
+            }
+            .header("Cache-Control", cache)
+            .deliver(Delivery::Endless {
+                chunk: ENDLESS_CHUNK,
+                interval: ENDLESS_INTERVAL,
+            }),
+            JwksMode::HugeSlow => {
+                let mut set = json!({ "keys": [self.key().public_jwk()], "padding": "" });
+                let filler = HUGE_BODY.saturating_sub(set.to_string().len());
+                set["padding"] = "x".repeat(filler).into();
+                Response::json(200, &set)
+                    .header("Cache-Control", cache)
+                    .deliver(Delivery::Trickle(TRICKLE_INTERVAL))
             }
         }
     }
@@ -539,7 +569,19 @@ impl Provider {
                 }
             },
         }
-        if twist == Some(Twist::TokenHuge) {
+        if twist == Some(Twist::TokenEndless) {
+            // The start of a JSON object whose string never ends.
+            return Response {
+                body: br#"{"padding":""#.to_vec(),
+                ..Response::json(200, &json!({}))
+            }
+            .header("Cache-Control", "no-store")
+            .deliver(Delivery::Endless {
+                chunk: ENDLESS_CHUNK,
+                interval: ENDLESS_INTERVAL,
+            });
+        }
+        if matches!(twist, Some(Twist::TokenHuge | Twist::TokenHugeSlowBody)) {
             body["padding"] = "".into();
             let filler = HUGE_BODY.saturating_sub(body.to_string().len());
             body["padding"] = "x".repeat(filler).into();
@@ -549,7 +591,9 @@ impl Provider {
             .header("Pragma", "no-cache");
         match twist {
             Some(Twist::TokenStall) => response.deliver(Delivery::After(STALL)),
-            Some(Twist::TokenSlowBody) => response.deliver(Delivery::Trickle(TRICKLE_INTERVAL)),
+            Some(Twist::TokenSlowBody | Twist::TokenHugeSlowBody) => {
+                response.deliver(Delivery::Trickle(TRICKLE_INTERVAL))
+            }
             _ => response,
         }
     }
@@ -617,7 +661,7 @@ impl Provider {
                     self.control().jwks_mode = mode;
                     Response::json(200, &self.control_state())
                 }
-                None => return bad("mode must be ok, 500, stall or garbage"),
+                None => return bad("mode must be ok, 500, stall, garbage, endless or huge_slow"),
             },
             "jwks_max_age" if post => match param("secs").and_then(|s| s.parse::<u32>().ok()) {
                 Some(secs) => {
@@ -1023,12 +1067,29 @@ mod tests {
                             assert_eq!(resp.delivery, Delivery::Trickle(Duration::from_secs(1)));
                             id_token_of(&resp);
                         }
+                        Twist::TokenHugeSlowBody => {
+                            assert_eq!(resp.status, 200);
+                            assert_eq!(resp.body.len(), 3 * 1024 * 1024);
+                            assert_eq!(resp.delivery, Delivery::Trickle(Duration::from_secs(1)));
+                            id_token_of(&resp);
+                        }
+                        Twist::TokenEndless => {
+                            assert_eq!(resp.status, 200);
+                            assert_eq!(resp.body, br#"{"padding":""#);
+                            assert!(matches!(resp.delivery, Delivery::Endless { .. }));
+                        }
                         other => panic!("{other} is not a token endpoint twist"),
                     }
                     if *twist != Twist::TokenClose {
                         assert_eq!(
                             resp.delivery == Delivery::Normal,
-                            !matches!(twist, Twist::TokenStall | Twist::TokenSlowBody)
+                            !matches!(
+                                twist,
+                                Twist::TokenStall
+                                    | Twist::TokenSlowBody
+                                    | Twist::TokenHugeSlowBody
+                                    | Twist::TokenEndless
+                            )
                         );
                     }
                 }
@@ -1176,6 +1237,16 @@ mod tests {
             stats.json_body().unwrap(),
             json!({ "jwks_requests": 6, "token_requests": 2 })
         );
+
+        control(&p, "POST", "jwks?mode=endless");
+        let resp = certs();
+        assert_eq!(resp.status, 200);
+        assert!(matches!(resp.delivery, Delivery::Endless { .. }));
+        control(&p, "POST", "jwks?mode=huge_slow");
+        let resp = certs();
+        assert_eq!(resp.body.len(), HUGE_BODY);
+        assert_eq!(resp.delivery, Delivery::Trickle(TRICKLE_INTERVAL));
+        assert_eq!(resp.json_body().unwrap()["keys"][0]["kid"], p.key().kid());
 
         control(&p, "POST", "jwks?mode=500");
         let reset = control(&p, "POST", "reset").json_body().unwrap();

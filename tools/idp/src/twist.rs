@@ -56,6 +56,8 @@ pub enum Twist {
     TokenClose,
     TokenHuge,
     TokenSlowBody,
+    TokenHugeSlowBody,
+    TokenEndless,
 }
 
 /// What a twist acts on.
@@ -121,6 +123,8 @@ impl Twist {
         Twist::TokenClose,
         Twist::TokenHuge,
         Twist::TokenSlowBody,
+        Twist::TokenHugeSlowBody,
+        Twist::TokenEndless,
     ];
 
     /// The name used in `test_twist=`.
@@ -165,6 +169,8 @@ impl Twist {
             Twist::TokenClose => "token_close",
             Twist::TokenHuge => "token_huge",
             Twist::TokenSlowBody => "token_slow_body",
+            Twist::TokenHugeSlowBody => "token_huge_slow_body",
+            Twist::TokenEndless => "token_endless",
         }
     }
 
@@ -187,7 +193,9 @@ impl Twist {
             | TokenStall
             | TokenClose
             | TokenHuge
-            | TokenSlowBody => Kind::TokenEndpoint,
+            | TokenSlowBody
+            | TokenHugeSlowBody
+            | TokenEndless => Kind::TokenEndpoint,
             _ => Kind::Claims,
         }
     }
@@ -274,7 +282,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Twist::ALL.len());
-        assert_eq!(Twist::ALL.len(), 39);
+        assert_eq!(Twist::ALL.len(), 41);
         assert_eq!(Twist::from_name("FOREIGN_KEY"), None);
         let acceptable: Vec<_> = Twist::ALL.iter().filter(|t| t.is_acceptable()).collect();
         assert_eq!(acceptable.len(), 3);

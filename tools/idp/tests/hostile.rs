@@ -230,6 +230,87 @@ fn token_slow_body_sends_the_head_then_a_byte_a_second() {
     assert!(body.starts_with(b"{\""));
 }
 
+/// Reads the head of a response (up to the empty line); returns it and what came after.
+fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the head ended");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (
+        String::from_utf8_lossy(&raw[..end]).into_owned(),
+        raw[end..].to_vec(),
+    )
+}
+
+/// Reads for `how_long` and returns how many bytes arrived (the connection stays open).
+fn bytes_within(stream: &mut TcpStream, how_long: Duration) -> usize {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    while started.elapsed() < how_long {
+        if let Ok(n) = stream.read(&mut buf) {
+            assert!(n > 0, "the endless body ended");
+            total += n;
+        }
+    }
+    total
+}
+
+#[test]
+fn token_endless_streams_a_chunked_body_that_never_ends() {
+    let idp = start();
+    let mut stream = send_token_request(idp.port, &code_for(idp.port, &["token_endless"]));
+    let (head, rest) = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    let first = String::from_utf8_lossy(&rest).into_owned();
+    assert!(first.contains("{\"padding\":\""), "{first}");
+    // Well over 1 MiB within a second and a half, and still going.
+    let got = rest.len() + bytes_within(&mut stream, Duration::from_millis(1500));
+    assert!(got > 1024 * 1024, "{got} bytes in 1.5 s");
+    let more = bytes_within(&mut stream, Duration::from_millis(300));
+    assert!(more > 0, "still sending");
+}
+
+#[test]
+fn jwks_endless_and_huge_slow_modes() {
+    let idp = start();
+    assert_eq!(
+        exchange(idp.port, "POST", "/_control/jwks?mode=endless", "").0,
+        200
+    );
+    let mut stream = connect(idp.port);
+    write!(stream, "GET /oauth2/v3/certs HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, _) = read_head(&mut stream);
+    assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head}");
+    assert!(bytes_within(&mut stream, Duration::from_millis(1500)) > 1024 * 1024);
+    drop(stream);
+
+    assert_eq!(
+        exchange(idp.port, "POST", "/_control/jwks?mode=huge_slow", "").0,
+        200
+    );
+    let mut stream = connect(idp.port);
+    write!(stream, "GET /oauth2/v3/certs HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let (head, rest) = read_head(&mut stream);
+    assert!(started.elapsed() < Duration::from_secs(2), "head at once");
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", 3 * 1024 * 1024)),
+        "{head}"
+    );
+    let got = rest.len() + bytes_within(&mut stream, Duration::from_millis(1500));
+    assert!((0..=3).contains(&got), "{got} body bytes in 1.5 s");
+}
+
 #[test]
 fn in_process_stop_cuts_stalls_short() {
     let config = gatehouse_idp::config::Config {
