@@ -1065,12 +1065,92 @@ fn upstream_redirects_to_its_own_origin_point_back_at_the_site() {
             Some("https://site.test/docs/?a=1"),
         ),
         ("//my-site.pages.dev/x#f", Some("https://site.test/x#f")),
-        ("http://my-site.pages.dev/x", None),
+        // Scheme and host are case-insensitive.
+        ("HTTPS://MY-SITE.pages.dev/x", Some("https://site.test/x")),
+        (
+            "Https://My-Site.Pages.Dev/x?q#f",
+            Some("https://site.test/x?q#f"),
+        ),
+        // The other scheme on its own default port is still the upstream's host.
+        ("http://my-site.pages.dev/x", Some("https://site.test/x")),
+        (
+            "HTTP://my-site.pages.dev/x?a=1",
+            Some("https://site.test/x?a=1"),
+        ),
+        // The upstream's port, said out loud.
+        (
+            "https://my-site.pages.dev:443/x",
+            Some("https://site.test/x"),
+        ),
+        // `\` is `/` in http(s) URLs: browsers follow these to the upstream's host.
+        ("/\\my-site.pages.dev/x", Some("https://site.test/x")),
+        ("\\\\my-site.pages.dev/x", Some("https://site.test/x")),
+        (
+            "\\/my-site.pages.dev/x?y#z",
+            Some("https://site.test/x?y#z"),
+        ),
+        (
+            "https:\\\\my-site.pages.dev\\a\\b",
+            Some("https://site.test/a/b"),
+        ),
+        ("//MY-SITE.PAGES.DEV", Some("https://site.test/")),
+        // A fully qualified name (trailing dot) is the same host.
+        ("https://my-site.pages.dev./x", Some("https://site.test/x")),
+        // Userinfo does not make it another host.
+        (
+            "https://user:pw@my-site.pages.dev/x",
+            Some("https://site.test/x"),
+        ),
+        // Leading and trailing blanks are stripped by URL parsing, as browsers do.
+        (
+            "  https://my-site.pages.dev/x ",
+            Some("https://site.test/x"),
+        ),
+        // Another port of that host is another service; other hosts are left alone.
+        ("https://my-site.pages.dev:8443/x", None),
+        (
+            "http://my-site.pages.dev:443/x",
+            Some("https://site.test/x"),
+        ),
         ("https://other.test/x", None),
+        ("//other.test/x", None),
+        ("/\\other.test/x", None),
+        ("https://my-site.pages.dev.evil.test/x", None),
+        ("https://evil.test/my-site.pages.dev", None),
+        ("ftp://my-site.pages.dev/x", None),
+        ("javascript:alert(1)", None),
+        // Relative references stay as they are (they already lead to the public site).
         ("/relative", None),
         ("relative", None),
+        ("?q=1", None),
+        ("#f", None),
+        ("", None),
     ] {
         assert_eq!(rewrite_location(loc, &up, SITE).as_deref(), want, "{loc}");
+    }
+}
+
+#[test]
+fn upstream_on_a_port_is_matched_with_that_port_in_either_scheme() {
+    let up = Url::parse("http://127.0.0.1:9000/").unwrap();
+    let site = "http://127.0.0.1:8787";
+    for (loc, want) in [
+        (
+            "http://127.0.0.1:9000/a?b",
+            Some("http://127.0.0.1:8787/a?b"),
+        ),
+        ("HTTPS://127.0.0.1:9000/a", Some("http://127.0.0.1:8787/a")),
+        ("//127.0.0.1:9000/a#c", Some("http://127.0.0.1:8787/a#c")),
+        ("/\\127.0.0.1:9000/a", Some("http://127.0.0.1:8787/a")),
+        // The upstream's host on a default port is not the upstream.
+        ("http://127.0.0.1/a", None),
+        ("https://127.0.0.1/a", None),
+        // The public site itself, and relative references, are left as they are.
+        ("http://127.0.0.1:8787/a", None),
+        ("/a", None),
+        ("//127.0.0.1:8787/a", None),
+    ] {
+        assert_eq!(rewrite_location(loc, &up, site).as_deref(), want, "{loc}");
     }
 }
 
