@@ -104,7 +104,12 @@ pub struct Request {
 
 impl Request {
     fn header(&self, name: header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        // As UTF-8, not `to_str` (visible ASCII only): one site cookie holding `café` must not
+        // hide the session in the same `Cookie` header from this route while the hot path,
+        // which is handed the header as text, sees it.
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 
     fn query(&self, name: &str) -> Option<String> {

@@ -1460,3 +1460,35 @@ fn admin_list_searches_and_pages_by_email() {
     let found = w.page("/auth/admin?q=USER1", &boss);
     assert_eq!(found.body.matches("<tr><td><a href").count(), 10);
 }
+
+/// Another site cookie holding UTF-8 (`pref=café`) must not hide the session from the full
+/// route: renewal, `/auth/session` and sign-out all read the same `Cookie` header the hot path
+/// reads.
+#[test]
+fn a_utf8_site_cookie_does_not_hide_the_session() {
+    let w = world(&[]);
+    let session = w.sign_in("ada@example.com", "111");
+    let cookie = format!("pref=café; {session}; 名=値");
+    assert_eq!(
+        w.session_json(&cookie)["user"]["email"],
+        "ada@example.com",
+        "/auth/session"
+    );
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    let f = r.forward.expect("admitted after renewal");
+    assert!(f.identity.is_some());
+    assert_eq!(f.set_cookies.len(), 1, "renewed: {:?}", f.set_cookies);
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &cookie), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &cookie).status, 302, "signed out");
+}

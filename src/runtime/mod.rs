@@ -134,15 +134,8 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
     let url = req.url()?;
     let method =
         http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in req.headers().entries() {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    // Every value kept as the runtime gives it, non-ASCII included (see `header_map`).
+    let headers = crate::http::header_map(req.headers().entries());
     let is_auth = url.path() == "/auth" || url.path().starts_with("/auth/");
     // Only auth forms are read here; the site's own request bodies stream through untouched.
     let body = if is_auth && method == http::Method::POST {
