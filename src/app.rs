@@ -1264,6 +1264,17 @@ pub fn private_cache_control(existing: Option<&str>) -> String {
     out.join(", ")
 }
 
+/// Headers that tell a CDN or other shared cache how to cache, apart from `Cache-Control`
+/// (lower case). A protected response loses them all: each would let a shared cache store what
+/// `Cache-Control: private` forbids (Cloudflare obeys `CDN-Cache-Control` and
+/// `Cloudflare-CDN-Cache-Control` over `Cache-Control`). The one list for both forwards: the
+/// runtime's and js/entry.mjs's (through the wasm export `sharedCacheHeaders`).
+pub const SHARED_CACHE_HEADERS: [&str; 3] = [
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "surrogate-control",
+];
+
 /// `Vary` for a protected response: the site's value, plus `Cookie` unless it already varies
 /// on `Cookie` (or on everything, `*`). A cache that keeps the response apart per cookie never
 /// serves one visitor's page to another.

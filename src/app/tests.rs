@@ -1011,6 +1011,25 @@ fn private_cache_control_keeps_stricter_directives() {
 }
 
 #[test]
+fn shared_cache_headers_name_every_cdn_directive_header() {
+    // Lower case, valid names: js/entry.mjs and the runtime compare and delete them as given.
+    for name in SHARED_CACHE_HEADERS {
+        let parsed = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        assert_eq!(parsed.as_str(), name);
+    }
+    for name in [
+        "CDN-Cache-Control",
+        "Cloudflare-CDN-Cache-Control",
+        "Surrogate-Control",
+    ] {
+        assert!(
+            SHARED_CACHE_HEADERS.contains(&name.to_ascii_lowercase().as_str()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn private_vary_adds_cookie_once() {
     assert_eq!(private_vary(None), "Cookie");
     assert_eq!(private_vary(Some(" ")), "Cookie");

@@ -102,6 +102,13 @@ pub fn private_vary(existing: Option<String>) -> String {
     app::private_vary(existing.as_deref())
 }
 
+/// The headers a protected response loses (see [`app::SHARED_CACHE_HEADERS`]), lower case, so
+/// that js/entry.mjs removes exactly what the runtime's forward removes.
+#[wasm_bindgen(js_name = sharedCacheHeaders)]
+pub fn shared_cache_headers() -> Vec<String> {
+    app::SHARED_CACHE_HEADERS.map(str::to_owned).to_vec()
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
@@ -244,6 +251,10 @@ async fn forward_to_site(
         let cache = app::private_cache_control(out.get("cache-control")?.as_deref());
         out.set("cache-control", &cache)?;
         out.set("vary", &app::private_vary(out.get("vary")?.as_deref()))?;
+        // A CDN obeys these over `Cache-Control`: gone, or it could share an identity's page.
+        for name in app::SHARED_CACHE_HEADERS {
+            out.delete(name)?;
+        }
     }
     for cookie in &forward.set_cookies {
         out.append("set-cookie", cookie)?;
