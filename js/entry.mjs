@@ -8,12 +8,13 @@
 // An admitted verdict is remembered until the token lapses (js/verdicts.mjs says why that is
 // safe), so repeat requests with the same cookie skip the call.
 import Gatehouse from '../build/index.js';
+import { markPrivate } from './private.mjs';
 import { memo, Verdicts } from './verdicts.mjs';
 
 // worker-build puts the wasm exports on the entrypoint's prototype.
-const { gateCheck, privateCacheControl, privateVary } = Gatehouse.prototype;
-if ([gateCheck, privateCacheControl, privateVary].some((f) => typeof f !== 'function')) {
-  throw new Error('build/index.js lacks gateCheck/privateCacheControl/privateVary: rebuild with scripts/build');
+const { gateCheck, privateCacheControl, privateVary, sharedCacheHeaders } = Gatehouse.prototype;
+if ([gateCheck, privateCacheControl, privateVary, sharedCacheHeaders].some((f) => typeof f !== 'function')) {
+  throw new Error('build/index.js lacks gateCheck/privateCacheControl/privateVary/sharedCacheHeaders: rebuild with scripts/build');
 }
 
 // gateCheck's answer: FULL, PUBLIC, or (any other value) admitted until that Unix second.
@@ -21,26 +22,18 @@ const FULL = 0;
 const PUBLIC = 1;
 
 const verdicts = new Verdicts();
-// The same upstream value always gets the same answer: remember the last few.
-const cacheControl = memo((upstream) => privateCacheControl(upstream));
-const vary = memo((upstream) => privateVary(upstream));
+// What marks an admitted response private, all decided in Rust. The same upstream value always
+// gets the same answer: remember the last few. The CDN header list is asked for once.
+let shared = null;
+const rules = {
+  cacheControl: memo((upstream) => privateCacheControl(upstream)),
+  vary: memo((upstream) => privateVary(upstream)),
+  get shared() { return (shared ??= sharedCacheHeaders()); },
+};
 
 /** ASSETS' response for an admitted request, marked so that it never lands in a shared cache. */
 async function privately(request, env) {
-  const response = await env.ASSETS.fetch(request);
-  const had = response.headers;
-  const upstreamCc = had.get('cache-control');
-  const upstreamVary = had.get('vary');
-  const cc = cacheControl(upstreamCc ?? undefined);
-  const v = vary(upstreamVary ?? undefined);
-  // Already private and varying on Cookie (the site says so itself, e.g. in `_headers`): forward
-  // it as it is. Both functions are idempotent, so "unchanged" means "already marked".
-  if (cc === upstreamCc && v === upstreamVary) return response;
-  // The runtime's response headers are immutable: mark a copy.
-  const out = new Response(response.body, response);
-  out.headers.set('cache-control', cc);
-  out.headers.set('vary', v);
-  return out;
+  return markPrivate(await env.ASSETS.fetch(request), rules);
 }
 
 // A plain module worker, not a subclass of the bundle's entrypoint: worker-build wraps that class

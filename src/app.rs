@@ -105,7 +105,12 @@ pub struct Request {
 
 impl Request {
     fn header(&self, name: header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        // As UTF-8, not `to_str` (visible ASCII only): one site cookie holding `café` must not
+        // hide the session in the same `Cookie` header from this route while the hot path,
+        // which is handed the header as text, sees it.
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 
     fn query(&self, name: &str) -> Option<String> {
@@ -1364,17 +1369,40 @@ fn harden(h: &mut HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
-/// A `Location` from the upstream that points at the upstream's own origin, rewritten to the
-/// public origin (so visitors are never sent around the gate); `None` leaves it as it is.
+/// A `Location` from the upstream that leads a browser to the upstream's own host, rewritten to
+/// the public origin with the same path, query and fragment (so visitors are never sent around
+/// the gate); `None` leaves it as it is.
+///
+/// Decided on parsed URLs, as a browser resolves the header: `location` is resolved (WHATWG
+/// rules, so `HTTPS://HOST`, `//host` and `/\host` all name a host) against the public origin
+/// the browser is on. What then names the upstream's host (case-insensitively, in either
+/// scheme, on its port or the scheme's default port when the upstream has none) is rewritten;
+/// relative references resolve to the public site and stay as they are, as do other hosts.
 pub fn rewrite_location(location: &str, upstream: &Url, site_origin: &str) -> Option<String> {
-    let absolute = ["http:", "https:", "//"]
-        .iter()
-        .any(|p| location.starts_with(p));
-    let target = upstream.join(location).ok()?;
-    if !absolute || target.origin() != upstream.origin() {
+    let site = Url::parse(site_origin).ok()?;
+    // Resolved as the browser will, against the public site: whatever then lands on the
+    // upstream's host would take the visitor around the gate, however it was spelled.
+    let target = site.join(location).ok()?;
+    if !matches!(target.scheme(), "http" | "https") {
         return None;
     }
-    let mut rewritten = site_origin.to_owned();
+    // A fully qualified name (`host.`) reaches the same host: compare without the final dot.
+    let name = |u: &Url| match u.host()? {
+        url::Host::Domain(d) => Some(url::Host::Domain(
+            d.strip_suffix('.').unwrap_or(d).to_owned(),
+        )),
+        other => Some(other.to_owned()),
+    };
+    let same_host = name(&target).is_some() && name(&target) == name(upstream);
+    // Either scheme on its own default port counts when the upstream names no port (`http://` for
+    // an https upstream still reaches it); otherwise the port must be the upstream's.
+    let same_port = target.port_or_known_default() == upstream.port_or_known_default()
+        || (target.port().is_none() && upstream.port().is_none());
+    // The public site itself is never rewritten (it only matters if both share a host).
+    if !same_host || !same_port || target.origin() == site.origin() {
+        return None;
+    }
+    let mut rewritten = site.origin().ascii_serialization();
     rewritten.push_str(target.path());
     if let Some(q) = target.query() {
         rewritten.push('?');
@@ -1408,6 +1436,17 @@ pub fn private_cache_control(existing: Option<&str>) -> String {
     out.extend(kept);
     out.join(", ")
 }
+
+/// Headers that tell a CDN or other shared cache how to cache, apart from `Cache-Control`
+/// (lower case). A protected response loses them all: each would let a shared cache store what
+/// `Cache-Control: private` forbids (Cloudflare obeys `CDN-Cache-Control` and
+/// `Cloudflare-CDN-Cache-Control` over `Cache-Control`). The one list for both forwards: the
+/// runtime's and js/entry.mjs's (through the wasm export `sharedCacheHeaders`).
+pub const SHARED_CACHE_HEADERS: [&str; 3] = [
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "surrogate-control",
+];
 
 /// `Vary` for a protected response: the site's value, plus `Cookie` unless it already varies
 /// on `Cookie` (or on everything, `*`). A cache that keeps the response apart per cookie never

@@ -1172,6 +1172,25 @@ fn private_cache_control_keeps_stricter_directives() {
 }
 
 #[test]
+fn shared_cache_headers_name_every_cdn_directive_header() {
+    // Lower case, valid names: js/entry.mjs and the runtime compare and delete them as given.
+    for name in SHARED_CACHE_HEADERS {
+        let parsed = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        assert_eq!(parsed.as_str(), name);
+    }
+    for name in [
+        "CDN-Cache-Control",
+        "Cloudflare-CDN-Cache-Control",
+        "Surrogate-Control",
+    ] {
+        assert!(
+            SHARED_CACHE_HEADERS.contains(&name.to_ascii_lowercase().as_str()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn private_vary_adds_cookie_once() {
     assert_eq!(private_vary(None), "Cookie");
     assert_eq!(private_vary(Some(" ")), "Cookie");
@@ -1226,12 +1245,92 @@ fn upstream_redirects_to_its_own_origin_point_back_at_the_site() {
             Some("https://site.test/docs/?a=1"),
         ),
         ("//my-site.pages.dev/x#f", Some("https://site.test/x#f")),
-        ("http://my-site.pages.dev/x", None),
+        // Scheme and host are case-insensitive.
+        ("HTTPS://MY-SITE.pages.dev/x", Some("https://site.test/x")),
+        (
+            "Https://My-Site.Pages.Dev/x?q#f",
+            Some("https://site.test/x?q#f"),
+        ),
+        // The other scheme on its own default port is still the upstream's host.
+        ("http://my-site.pages.dev/x", Some("https://site.test/x")),
+        (
+            "HTTP://my-site.pages.dev/x?a=1",
+            Some("https://site.test/x?a=1"),
+        ),
+        // The upstream's port, said out loud.
+        (
+            "https://my-site.pages.dev:443/x",
+            Some("https://site.test/x"),
+        ),
+        // `\` is `/` in http(s) URLs: browsers follow these to the upstream's host.
+        ("/\\my-site.pages.dev/x", Some("https://site.test/x")),
+        ("\\\\my-site.pages.dev/x", Some("https://site.test/x")),
+        (
+            "\\/my-site.pages.dev/x?y#z",
+            Some("https://site.test/x?y#z"),
+        ),
+        (
+            "https:\\\\my-site.pages.dev\\a\\b",
+            Some("https://site.test/a/b"),
+        ),
+        ("//MY-SITE.PAGES.DEV", Some("https://site.test/")),
+        // A fully qualified name (trailing dot) is the same host.
+        ("https://my-site.pages.dev./x", Some("https://site.test/x")),
+        // Userinfo does not make it another host.
+        (
+            "https://user:pw@my-site.pages.dev/x",
+            Some("https://site.test/x"),
+        ),
+        // Leading and trailing blanks are stripped by URL parsing, as browsers do.
+        (
+            "  https://my-site.pages.dev/x ",
+            Some("https://site.test/x"),
+        ),
+        // Another port of that host is another service; other hosts are left alone.
+        ("https://my-site.pages.dev:8443/x", None),
+        (
+            "http://my-site.pages.dev:443/x",
+            Some("https://site.test/x"),
+        ),
         ("https://other.test/x", None),
+        ("//other.test/x", None),
+        ("/\\other.test/x", None),
+        ("https://my-site.pages.dev.evil.test/x", None),
+        ("https://evil.test/my-site.pages.dev", None),
+        ("ftp://my-site.pages.dev/x", None),
+        ("javascript:alert(1)", None),
+        // Relative references stay as they are (they already lead to the public site).
         ("/relative", None),
         ("relative", None),
+        ("?q=1", None),
+        ("#f", None),
+        ("", None),
     ] {
         assert_eq!(rewrite_location(loc, &up, SITE).as_deref(), want, "{loc}");
+    }
+}
+
+#[test]
+fn upstream_on_a_port_is_matched_with_that_port_in_either_scheme() {
+    let up = Url::parse("http://127.0.0.1:9000/").unwrap();
+    let site = "http://127.0.0.1:8787";
+    for (loc, want) in [
+        (
+            "http://127.0.0.1:9000/a?b",
+            Some("http://127.0.0.1:8787/a?b"),
+        ),
+        ("HTTPS://127.0.0.1:9000/a", Some("http://127.0.0.1:8787/a")),
+        ("//127.0.0.1:9000/a#c", Some("http://127.0.0.1:8787/a#c")),
+        ("/\\127.0.0.1:9000/a", Some("http://127.0.0.1:8787/a")),
+        // The upstream's host on a default port is not the upstream.
+        ("http://127.0.0.1/a", None),
+        ("https://127.0.0.1/a", None),
+        // The public site itself, and relative references, are left as they are.
+        ("http://127.0.0.1:8787/a", None),
+        ("/a", None),
+        ("//127.0.0.1:8787/a", None),
+    ] {
+        assert_eq!(rewrite_location(loc, &up, site).as_deref(), want, "{loc}");
     }
 }
 
@@ -1542,6 +1641,38 @@ fn admin_list_searches_and_pages_by_email() {
     assert_eq!(found.body.matches("<tr><td><a href").count(), 10);
 }
 
+/// Another site cookie holding UTF-8 (`pref=café`) must not hide the session from the full
+/// route: renewal, `/auth/session` and sign-out all read the same `Cookie` header the hot path
+/// reads.
+#[test]
+fn a_utf8_site_cookie_does_not_hide_the_session() {
+    let w = world(&[]);
+    let session = w.sign_in("ada@example.com", "111");
+    let cookie = format!("pref=café; {session}; 名=値");
+    assert_eq!(
+        w.session_json(&cookie)["user"]["email"],
+        "ada@example.com",
+        "/auth/session"
+    );
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    let f = r.forward.expect("admitted after renewal");
+    assert!(f.identity.is_some());
+    assert_eq!(f.set_cookies.len(), 1, "renewed: {:?}", f.set_cookies);
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &cookie), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &cookie).status, 302, "signed out");
+}
+
 #[test]
 fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
     let w = world(&[]);
@@ -1806,9 +1937,10 @@ mod one_gate {
                 };
                 let path_and_query = &url[url::Position::BeforePath..];
                 let cookie = match (first, second) {
-                    (Some(a), Some(b)) => {
-                        Some(format!("theme=dark; {}; {}", cookies[a], cookies[b]))
-                    }
+                    (Some(a), Some(b)) => Some(format!(
+                        "theme=dark; {}; pref=café; {}",
+                        cookies[a], cookies[b]
+                    )),
                     (Some(a), None) | (None, Some(a)) => Some(cookies[a].clone()),
                     (None, None) => None,
                 };

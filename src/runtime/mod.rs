@@ -124,6 +124,13 @@ fn panic_hook() {
     });
 }
 
+/// The headers a protected response loses (see [`app::SHARED_CACHE_HEADERS`]), lower case, so
+/// that js/entry.mjs removes exactly what the runtime's forward removes.
+#[wasm_bindgen(js_name = sharedCacheHeaders)]
+pub fn shared_cache_headers() -> Vec<String> {
+    app::SHARED_CACHE_HEADERS.map(str::to_owned).to_vec()
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     panic_hook();
@@ -156,15 +163,8 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
     let url = req.url()?;
     let method =
         http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in req.headers().entries() {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    // Every value kept as the runtime gives it, non-ASCII included (see `header_map`).
+    let headers = crate::http::header_map(req.headers().entries());
     let is_auth = url.path() == "/auth" || url.path().starts_with("/auth/");
     // Only auth forms are read here; the site's own request bodies stream through untouched.
     let body = if is_auth && method == http::Method::POST {
@@ -281,6 +281,10 @@ async fn forward_to_site(
         let cache = app::private_cache_control(out.get("cache-control")?.as_deref());
         out.set("cache-control", &cache)?;
         out.set("vary", &app::private_vary(out.get("vary")?.as_deref()))?;
+        // A CDN obeys these over `Cache-Control`: gone, or it could share an identity's page.
+        for name in app::SHARED_CACHE_HEADERS {
+            out.delete(name)?;
+        }
     }
     for cookie in &forward.set_cookies {
         out.append("set-cookie", cookie)?;

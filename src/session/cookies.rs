@@ -60,12 +60,17 @@ pub fn clear(jar: Jar, site: &Site) -> String {
 
 /// The `Cookie` header without Gatehouse's cookies (what an upstream may see), or `None` when
 /// nothing is left.
+///
+/// Every other pair is kept exactly as it was sent (its bytes, in order, joined with `; `): the
+/// site's cookies are its own encoding, never decoded or re-encoded here. Pairs are the pieces
+/// between `;`, as the `cookie` crate's own `split_parse` cuts them, and the crate names each;
+/// a piece it cannot name (no `=`, an empty name) is dropped, since nobody can tell whose it is.
 pub fn without_ours(cookie_header: &str, site: &Site) -> Option<String> {
     let ours = [Jar::Session.name(site), Jar::State.name(site)];
-    let kept: Vec<String> = Cookie::split_parse(cookie_header)
-        .filter_map(Result::ok)
-        .filter(|c| !ours.contains(&c.name()))
-        .map(|c| c.stripped().encoded().to_string())
+    let kept: Vec<&str> = cookie_header
+        .split(';')
+        .map(str::trim_ascii)
+        .filter(|pair| Cookie::parse(*pair).is_ok_and(|c| !ours.contains(&c.name())))
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }
@@ -133,5 +138,58 @@ mod tests {
         let header = "a=1; __Host-gatehouse_session=tok; __Host-gatehouse_state=s; b=2";
         assert_eq!(without_ours(header, &site).as_deref(), Some("a=1; b=2"));
         assert_eq!(without_ours("__Host-gatehouse_session=tok", &site), None);
+    }
+
+    #[test]
+    fn other_cookies_reach_the_upstream_byte_for_byte() {
+        let site = https();
+        for (header, want) in [
+            // Percent signs, `=` padding and quotes are the site's own encoding: never re-encoded.
+            ("sid=s%3Aabc", Some("sid=s%3Aabc")),
+            ("tok=YWJj==; __Host-gatehouse_session=t", Some("tok=YWJj==")),
+            (r#"q="a b"; n=%E2%82%AC"#, Some(r#"q="a b"; n=%E2%82%AC"#)),
+            (
+                "pref=café; __Host-gatehouse_state=s; 名=値",
+                Some("pref=café; 名=値"),
+            ),
+            ("x=a=b=c", Some("x=a=b=c")),
+            ("e=", Some("e=")),
+            // Order is kept; pairs are joined with `; ` whatever separated them.
+            (
+                "z=1;__Host-gatehouse_session=t;a=2;  m=3",
+                Some("z=1; a=2; m=3"),
+            ),
+            // Empty pieces and pairs without a name are not cookies.
+            (";; a=1 ;", Some("a=1")),
+            ("=x; a=1; novalue", Some("a=1")),
+            ("__Host-gatehouse_session=t; __Host-gatehouse_state=s", None),
+            ("", None),
+        ] {
+            assert_eq!(without_ours(header, &site).as_deref(), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn our_cookies_are_removed_however_they_are_spaced() {
+        let site = https();
+        for header in [
+            "a=1; __Host-gatehouse_session=tok",
+            "a=1;__Host-gatehouse_session=tok",
+            "a=1;  __Host-gatehouse_session = tok ",
+            "__Host-gatehouse_session=tok;a=1",
+            "a=1; __Host-gatehouse_session=tok; __Host-gatehouse_session=two",
+        ] {
+            let kept = without_ours(header, &site);
+            assert_eq!(kept.as_deref(), Some("a=1"), "{header}");
+        }
+        // Only the exact names are ours: a cookie named like ours on another site stays.
+        assert_eq!(
+            without_ours("gatehouse_session=x; __Host-gatehouse_sessions=y", &site).as_deref(),
+            Some("gatehouse_session=x; __Host-gatehouse_sessions=y")
+        );
+        assert_eq!(
+            without_ours("gatehouse_session=x; a=1", &local()).as_deref(),
+            Some("a=1")
+        );
     }
 }
