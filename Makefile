@@ -1,5 +1,5 @@
 # The two commands a new user needs (README.md): `make dev` and `make test`.
-.PHONY: dev test build setup unit keys bench
+.PHONY: dev test build setup unit keys bench devloop
 
 dev:
 	bash scripts/dev
@@ -24,3 +24,8 @@ keys:
 # Benchmark on raw workerd (bench/run.mjs; BENCH_QUICK=1 for a smoke run). Not part of `make test`.
 bench:
 	node bench/run.mjs
+
+# Times edit → reloaded page in `make dev` for a template and a Rust edit (README "Development").
+devloop:
+	bash scripts/setup
+	node bench/devloop.mjs
