@@ -1,0 +1,279 @@
+//! The gate and the forwarding policy: the hot path's verdict (`quick_decision`), the full
+//! route's decision (`App::gate`), and what a forwarded response must say (cache headers,
+//! `Location` rewriting).
+
+use super::responses::{WireError, add_cookie, encode_param, harden, html_response, redirect};
+use super::sessions::{Found, bearer};
+use super::{App, Forward, Identity, Outcome, Request};
+
+use http::{HeaderValue, StatusCode, header};
+use url::Url;
+
+use crate::config::Config;
+use crate::gate::{self, Decision};
+use crate::http::HttpClient;
+use crate::pages;
+use crate::session::token::{self, UntrustedSession, Verified};
+use crate::session::{cookies, cookies::Jar};
+use crate::site::Site;
+use crate::store::UserStore;
+use crate::time::UnixTime;
+
+/// The hot path's verdict, decided synchronously from the `Cookie` header alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Take the full route (`App::handle`): `/auth/*`, no or expired session, a bearer token,
+    /// a wrong role, an odd path, upstream mode.
+    Full,
+    /// A public path: forward as it is.
+    Public,
+    /// A current session token that this path admits: forward, marked private. The same
+    /// inputs get the same verdict until `until` (the token's `exp`, or the session's end if
+    /// sooner): past it the token is no longer current.
+    Admitted {
+        /// First second at which the verdict no longer holds.
+        until: UnixTime,
+    },
+}
+
+/// The hot path: what needs nothing but a signature check (a public path, or an unexpired
+/// session token the path admits, for `ASSETS`) is decided here with no I/O and no
+/// allocation beyond the URL and the token's claims; everything else gets [`Quick::Full`],
+/// where [`App::handle`] decides with the same rules. `url` is the request's URL as the
+/// runtime gives it, parsed here with the same parser as the full route's.
+pub fn quick_decision(
+    config: &Config,
+    url: &str,
+    cookie: Option<&str>,
+    bearer: bool,
+    now: UnixTime,
+) -> Quick {
+    if config.upstream_url.is_some() || bearer {
+        return Quick::Full;
+    }
+    let Ok(url) = Url::parse(url) else {
+        return Quick::Full;
+    };
+    let path = url.path();
+    if path == "/auth" || path.starts_with("/auth/") {
+        return Quick::Full;
+    }
+    match gate::admit(&config.gate, path, None) {
+        Decision::Public => return Quick::Public,
+        Decision::BadPath => return Quick::Full,
+        _ => {}
+    }
+    let site = match &config.auth_url {
+        Some(auth) => Site::from_url(auth),
+        None => Site::from_url(&url),
+    };
+    let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
+        return Quick::Full;
+    };
+    match token::verify(&config.keys, UntrustedSession(raw), site.origin(), now) {
+        Ok(Verified::Current(session))
+            if gate::admit(&config.gate, path, Some(&session)) == Decision::Admit =>
+        {
+            Quick::Admitted {
+                until: session.lapses(),
+            }
+        }
+        _ => Quick::Full,
+    }
+}
+
+impl<H: HttpClient, S: UserStore> App<'_, H, S> {
+    pub(super) async fn gate(&self, req: &Request, site: &Site) -> Outcome {
+        let rules = &self.config.gate;
+        if gate::admit(rules, req.url.path(), None) == Decision::Public {
+            // A session token never reaches the site, not even on a public path.
+            let strip_authorization = bearer(req).is_some_and(|t| self.is_ours(t, site));
+            return Outcome::Forward(Forward {
+                identity: None,
+                set_cookies: Vec::new(),
+                strip_authorization,
+            });
+        }
+        let found = self.find_session(req, site).await;
+        let set_cookies: Vec<String> = found.set_cookie().map(str::to_owned).into_iter().collect();
+        let mut response = match gate::admit(rules, req.url.path(), found.session()) {
+            Decision::Public | Decision::Admit => {
+                let identity = found.session().map(|s| Identity {
+                    user_id: s.claims().sub.clone(),
+                    email: s.claims().email.clone(),
+                    role: s.claims().role.clone(),
+                });
+                return Outcome::Forward(Forward {
+                    identity,
+                    set_cookies,
+                    strip_authorization: matches!(found, Found::Bearer(_)),
+                });
+            }
+            Decision::NeedSession if matches!(found, Found::Unavailable) => {
+                self.unavailable(req, site)
+            }
+            Decision::NeedSession if req.is_navigation() => {
+                let mut target = req.url.path().to_owned();
+                if let Some(q) = req.url.query() {
+                    target.push('?');
+                    target.push_str(q);
+                }
+                let mut r = redirect(
+                    StatusCode::FOUND,
+                    &format!("/auth/login?{}", encode_param("callbackUrl", &target)),
+                );
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Decision::NeedSession => {
+                let mut r = WireError::SessionRequired.response();
+                let challenge = if matches!(found, Found::BadBearer) {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                };
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                r
+            }
+            Decision::BadPath => {
+                self.event(
+                    "info",
+                    "path_refused",
+                    req,
+                    Some("read differently by different servers"),
+                );
+                WireError::BadRequest {
+                    reason: "unreadable path",
+                }
+                .response()
+            }
+            Decision::WrongRole { required } => {
+                let email = found
+                    .session()
+                    .map(|s| s.claims().email.clone())
+                    .unwrap_or_default();
+                if req.is_navigation() {
+                    let mut r = html_response(
+                        StatusCode::FORBIDDEN,
+                        pages::forbidden(&self.site_name(site), &required, &email),
+                    );
+                    harden(r.headers_mut());
+                    r
+                } else {
+                    WireError::AccessDenied {
+                        required_role: &required,
+                    }
+                    .response()
+                }
+            }
+        };
+        for c in &set_cookies {
+            add_cookie(&mut response, c);
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Outcome::Respond(response)
+    }
+}
+
+/// A `Location` from the upstream that leads a browser to the upstream's own host, rewritten to
+/// the public origin with the same path, query and fragment (so visitors are never sent around
+/// the gate); `None` leaves it as it is.
+///
+/// Decided on parsed URLs, as a browser resolves the header: `location` is resolved (WHATWG
+/// rules, so `HTTPS://HOST`, `//host` and `/\host` all name a host) against the public origin
+/// the browser is on. What then names the upstream's host (case-insensitively, in either
+/// scheme, on its port or the scheme's default port when the upstream has none) is rewritten;
+/// relative references resolve to the public site and stay as they are, as do other hosts.
+pub fn rewrite_location(location: &str, upstream: &Url, site_origin: &str) -> Option<String> {
+    let site = Url::parse(site_origin).ok()?;
+    // Resolved as the browser will, against the public site: whatever then lands on the
+    // upstream's host would take the visitor around the gate, however it was spelled.
+    let target = site.join(location).ok()?;
+    if !matches!(target.scheme(), "http" | "https") {
+        return None;
+    }
+    // A fully qualified name (`host.`) reaches the same host: compare without the final dot.
+    let name = |u: &Url| match u.host()? {
+        url::Host::Domain(d) => Some(url::Host::Domain(
+            d.strip_suffix('.').unwrap_or(d).to_owned(),
+        )),
+        other => Some(other.to_owned()),
+    };
+    let same_host = name(&target).is_some() && name(&target) == name(upstream);
+    // Either scheme on its own default port counts when the upstream names no port (`http://` for
+    // an https upstream still reaches it); otherwise the port must be the upstream's.
+    let same_port = target.port_or_known_default() == upstream.port_or_known_default()
+        || (target.port().is_none() && upstream.port().is_none());
+    // The public site itself is never rewritten (it only matters if both share a host).
+    if !same_host || !same_port || target.origin() == site.origin() {
+        return None;
+    }
+    let mut rewritten = site.origin().ascii_serialization();
+    rewritten.push_str(target.path());
+    if let Some(q) = target.query() {
+        rewritten.push('?');
+        rewritten.push_str(q);
+    }
+    if let Some(f) = target.fragment() {
+        rewritten.push('#');
+        rewritten.push_str(f);
+    }
+    Some(rewritten)
+}
+
+/// `Cache-Control` for a protected response: `private`, keeping stricter directives
+/// (`no-store`, `private`, `max-age`) and dropping the ones that allow shared caches.
+pub fn private_cache_control(existing: Option<&str>) -> String {
+    let Some(existing) = existing.filter(|v| !v.trim().is_empty()) else {
+        return "private".into();
+    };
+    let kept: Vec<&str> = existing
+        .split(',')
+        .map(str::trim)
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            !matches!(
+                name.as_str(),
+                "public" | "s-maxage" | "private" | "proxy-revalidate" | ""
+            )
+        })
+        .collect();
+    let mut out = vec!["private"];
+    out.extend(kept);
+    out.join(", ")
+}
+
+/// Headers that tell a CDN or other shared cache how to cache, apart from `Cache-Control`
+/// (lower case). A protected response loses them all: each would let a shared cache store what
+/// `Cache-Control: private` forbids (Cloudflare obeys `CDN-Cache-Control` and
+/// `Cloudflare-CDN-Cache-Control` over `Cache-Control`). The one list for both forwards: the
+/// runtime's and js/entry.mjs's (through the wasm export `sharedCacheHeaders`).
+pub const SHARED_CACHE_HEADERS: [&str; 3] = [
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "surrogate-control",
+];
+
+/// `Vary` for a protected response: the site's value, plus `Cookie` unless it already varies
+/// on `Cookie` (or on everything, `*`). A cache that keeps the response apart per cookie never
+/// serves one visitor's page to another.
+pub fn private_vary(existing: Option<&str>) -> String {
+    let Some(existing) = existing.filter(|v| !v.trim().is_empty()) else {
+        return "Cookie".into();
+    };
+    let covered = existing
+        .split(',')
+        .map(str::trim)
+        .any(|f| f == "*" || f.eq_ignore_ascii_case("cookie"));
+    if covered {
+        existing.to_owned()
+    } else {
+        format!("{existing}, Cookie")
+    }
+}

@@ -1,0 +1,308 @@
+//! The session of a request (cookie or bearer token, renewed with one D1 read once expired)
+//! and the routes that only read it: `/auth/session`, `/auth/csrf`, `/auth/verify`.
+
+use super::responses::{WireError, json_response, outage_json, with_cookie};
+use super::{App, Request, Response};
+
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::error::ErrorCode;
+use crate::http::HttpClient;
+use crate::session::memory::Renewal;
+use crate::session::token::{self, Reject, Session, SessionClaims, UntrustedSession, Verified};
+use crate::session::{cookies, cookies::Jar, csrf};
+use crate::site::Site;
+use crate::store::UserStore;
+use crate::time::UnixTime;
+
+/// What a request's credentials came to.
+pub(super) enum Found {
+    /// No credential of ours was sent (or a renewal could not be signed).
+    Nothing,
+    /// A cookie that is no session (any more): tampered with, revoked, past its end. The
+    /// response clears it with this `Set-Cookie`.
+    Ended {
+        /// The `Set-Cookie` value that clears the session cookie.
+        clear: String,
+    },
+    /// An `Authorization: Bearer` credential that is not (or no longer) a session.
+    BadBearer,
+    /// D1 could not say whether the session is still live: neither admitted nor ended.
+    Unavailable,
+    /// A session from the cookie, with the `Set-Cookie` of its new token when it was renewed.
+    Cookie {
+        /// The session.
+        session: Session,
+        /// The renewed cookie, if the token was renewed.
+        renewed: Option<String>,
+    },
+    /// A session from `Authorization: Bearer` (never renewed).
+    Bearer(Session),
+}
+
+impl Found {
+    /// The session, if there is one.
+    pub(super) fn session(&self) -> Option<&Session> {
+        match self {
+            Self::Cookie { session, .. } | Self::Bearer(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// The `Set-Cookie` the response must carry: a renewed token, or a clearing of the cookie.
+    pub(super) fn set_cookie(&self) -> Option<&str> {
+        match self {
+            Self::Cookie {
+                renewed: Some(c), ..
+            }
+            | Self::Ended { clear: c } => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer` header (the scheme is case-insensitive, as
+/// RFC 9110 says), or `None` for no header or another scheme (e.g. Basic, the site's own).
+pub(super) fn bearer(req: &Request) -> Option<&str> {
+    let (scheme, credential) = req.header(header::AUTHORIZATION)?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+}
+
+impl<H: HttpClient, S: UserStore> App<'_, H, S> {
+    /// The session of a request: a bearer token (never renewed), else the cookie (renewed
+    /// with one D1 read once its token has expired).
+    pub(super) async fn find_session(&self, req: &Request, site: &Site) -> Found {
+        // Another scheme (e.g. Basic for the site itself) is not ours: fall back to the cookie.
+        if let Some(token) = bearer(req) {
+            return match token::verify(
+                &self.config.keys,
+                UntrustedSession(token),
+                site.origin(),
+                self.now,
+            ) {
+                Ok(Verified::Current(session)) => Found::Bearer(session),
+                Ok(Verified::Expired(_)) | Err(_) => Found::BadBearer,
+            };
+        }
+        let Some(raw) = req
+            .header(header::COOKIE)
+            .and_then(|h| cookies::read(h, Jar::Session, site))
+        else {
+            return Found::Nothing;
+        };
+        match token::verify(
+            &self.config.keys,
+            UntrustedSession(raw),
+            site.origin(),
+            self.now,
+        ) {
+            Ok(Verified::Current(session)) => Found::Cookie {
+                session,
+                renewed: None,
+            },
+            Ok(Verified::Expired(session)) => self.renew(req, site, &session).await,
+            Err(reject) => {
+                self.event(
+                    "info",
+                    "session_rejected",
+                    req,
+                    Some(&format!("{reject:?}")),
+                );
+                Found::Ended {
+                    clear: cookies::clear(Jar::Session, site),
+                }
+            }
+        }
+    }
+
+    /// One D1 read: a live session of a user who is not disabled gets a fresh token with the
+    /// current role. Other tabs' tokens stay valid, so parallel renewals never log anyone out.
+    /// What D1 said is remembered in this isolate ([`SessionMemory`]): the same renewal is
+    /// handed out again until its token expires, and an ended session is refused for one
+    /// interval, without asking D1 again.
+    pub(super) async fn renew(&self, req: &Request, site: &Site, expired: &Session) -> Found {
+        let old = expired.claims();
+        let ended = || Found::Ended {
+            clear: cookies::clear(Jar::Session, site),
+        };
+        if self.sessions.borrow().is_ended(&old.sid, self.now) {
+            self.event("info", "session_ended", req, Some("remembered"));
+            return ended();
+        }
+        let remembered = self
+            .sessions
+            .borrow()
+            .renewal(&old.sid, &old.sub, self.now)
+            .map(|r| r.token.clone());
+        if let Some(token) = remembered {
+            return self.renewed_session(site, &token);
+        }
+        let record = match self.store.session(&old.sid).await {
+            Ok(record) => record,
+            Err(e) => {
+                // The store is down: no session now, but the cookie is kept for a retry.
+                self.event("error", "renewal_store_error", req, Some(&e.0));
+                return Found::Unavailable;
+            }
+        };
+        let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub) else {
+            self.event("info", "session_ended", req, None);
+            self.sessions.borrow_mut().remember_end(
+                &old.sid,
+                self.now.plus(self.config.session_check_interval),
+                self.now,
+            );
+            return ended();
+        };
+        let claims = SessionClaims {
+            iss: site.origin().to_owned(),
+            aud: site.origin().to_owned(),
+            sub: record.user.id.clone(),
+            sid: record.id.clone(),
+            role: self.role_of(&record.user.email, &record.user.role),
+            email: record.user.email.clone(),
+            name: record.user.name.clone(),
+            picture: record.user.image.clone(),
+            sxp: record.expires_at,
+        };
+        let Some(token) = token::issue(
+            &self.config.keys,
+            claims,
+            self.now,
+            self.config.session_check_interval,
+        ) else {
+            self.event("error", "renewal_signing_failed", req, None);
+            return Found::Nothing;
+        };
+        if let Err(e) = self.store.renewed(&record.id, self.now).await {
+            self.event("warn", "renewal_touch_failed", req, Some(&e.0));
+        }
+        let found = self.renewed_session(site, &token);
+        if let Some(session) = found.session() {
+            self.sessions.borrow_mut().remember_renewal(
+                &record.id,
+                Renewal {
+                    sub: record.user.id.clone(),
+                    token,
+                    until: session.token_expires(),
+                },
+                self.now,
+            );
+        }
+        found
+    }
+
+    /// The session of a token this deployment just issued, and the cookie that carries it.
+    pub(super) fn renewed_session(&self, site: &Site, token: &str) -> Found {
+        let Ok(Verified::Current(session)) = token::verify(
+            &self.config.keys,
+            UntrustedSession(token),
+            site.origin(),
+            self.now,
+        ) else {
+            return Found::Nothing;
+        };
+        let max_age = session.claims().sxp - self.now.secs();
+        Found::Cookie {
+            session,
+            renewed: Some(cookies::set(Jar::Session, site, token, max_age)),
+        }
+    }
+
+    /// Whether `token` is signed by this deployment's keys (valid or not for this request):
+    /// such a token is a Gatehouse credential and never reaches the site.
+    pub(super) fn is_ours(&self, token: &str, site: &Site) -> bool {
+        !matches!(
+            token::verify(
+                &self.config.keys,
+                UntrustedSession(token),
+                site.origin(),
+                self.now
+            ),
+            Err(Reject::Key(_))
+        )
+    }
+
+    /// A session signed by us, even if its token has expired (then `false`): enough to show
+    /// the sign-out page. Acting on an expired one needs D1's word first (see `logout`).
+    pub(super) fn signed_session(&self, req: &Request, site: &Site) -> Option<(Session, bool)> {
+        let raw = req
+            .header(header::COOKIE)
+            .and_then(|h| cookies::read(h, Jar::Session, site))?;
+        match token::verify(
+            &self.config.keys,
+            UntrustedSession(raw),
+            site.origin(),
+            self.now,
+        ) {
+            Ok(Verified::Current(s)) => Some((s, true)),
+            Ok(Verified::Expired(s)) => Some((s, false)),
+            Err(_) => None,
+        }
+    }
+
+    pub(super) async fn session_json(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        if matches!(found, Found::Unavailable) {
+            return outage_json(ErrorCode::Unavailable);
+        }
+        let body = match found.session() {
+            Some(s) => {
+                let c = s.claims();
+                json!({
+                    "user": { "id": c.sub, "email": c.email, "name": c.name, "image": c.picture, "role": c.role },
+                    "expires": UnixTime(c.sxp).to_rfc3339(),
+                })
+            }
+            None => serde_json::Value::Null,
+        };
+        let mut r = json_response(StatusCode::OK, &body);
+        with_cookie(&mut r, found.set_cookie());
+        r
+    }
+
+    pub(super) async fn csrf(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        if matches!(found, Found::Unavailable) {
+            return outage_json(ErrorCode::Unavailable);
+        }
+        let mut r = match found.session() {
+            Some(s) => json_response(
+                StatusCode::OK,
+                &json!({ "csrfToken": csrf::token(&self.config.keys, &s.claims().sid) }),
+            ),
+            None => WireError::SessionRequired.response(),
+        };
+        with_cookie(&mut r, found.set_cookie());
+        r
+    }
+
+    pub(super) async fn verify(&self, req: &Request, site: &Site) -> Response {
+        let found = self.find_session(req, site).await;
+        if matches!(found, Found::Unavailable) {
+            return outage_json(ErrorCode::Unavailable);
+        }
+        let Some(s) = found.session() else {
+            let mut r = WireError::SessionRequired.response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        };
+        let mut r = json_response(StatusCode::OK, &json!({ "ok": true }));
+        let c = s.claims();
+        for (name, value) in [
+            ("x-auth-user-id", &c.sub),
+            ("x-auth-email", &c.email),
+            ("x-auth-role", &c.role),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        with_cookie(&mut r, found.set_cookie());
+        r
+    }
+}
