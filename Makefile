@@ -25,7 +25,7 @@ keys:
 bench:
 	node bench/run.mjs
 
-# Times edit → reloaded page in `make dev` for a template and a Rust edit (README "Development").
+# Times edit → reloaded page in `make dev` for a template and a Rust edit (README "Edit and reload").
 devloop:
 	bash scripts/setup
 	node bench/devloop.mjs

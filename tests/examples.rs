@@ -1,4 +1,4 @@
-//! The deploy guides' `wrangler.toml` files (README "Deploy") and the repository's own dev one
+//! The deploy guides' `wrangler.toml` files (docs/deploy.md) and the repository's own dev one
 //! are real configurations: they parse, bind what the worker uses, and their `[vars]` pass
 //! Gatehouse's own validation (with placeholder secrets).
 

@@ -6,8 +6,8 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::store::{
-    AdminAction, Applied, AuditEntry, SessionInfo, SessionRecord, SignIn, SignInOutcome,
-    StoreError, User, UserStore, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, SessionInfo, SessionRecord, SessionStore, SignIn,
+    SignInOutcome, StoreError, User, UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -171,7 +171,7 @@ const FIND_SESSION: &str = "SELECT s.id AS session_id, s.expires_at, s.revoked_a
      u.id, u.email, u.name, u.image, u.role, u.disabled_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
-impl UserStore for D1Store<'_> {
+impl SessionStore for D1Store<'_> {
     async fn sign_in(&self, s: &SignIn) -> Result<SignInOutcome, StoreError> {
         let now = int(s.now.secs());
         let (provider, subject) = (text(s.provider), text(&s.subject));
@@ -289,7 +289,9 @@ impl UserStore for D1Store<'_> {
         .map_err(|e| fail("revoke all", &e))?;
         Ok(())
     }
+}
 
+impl AdminStore for D1Store<'_> {
     async fn list_users(
         &self,
         search: Option<&str>,

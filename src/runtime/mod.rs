@@ -3,6 +3,8 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "contract")]
+mod contract;
 mod d1;
 mod fetch;
 

@@ -189,11 +189,11 @@ async function startIdp(logFile) {
 // The worker
 
 /** A copy of wrangler.toml without [build] (so no build and no watching of src/), absolute paths. */
-function prebuiltConfig(dir, assets = null, assetsSettings = '') {
+function prebuiltConfig(dir, assets = null, assetsSettings = '', main = null) {
   let toml = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
   toml = toml.replace(/^\[build\][\s\S]*?(?=^\[)/m, '');
   const abs = (rel) => JSON.stringify(path.join(ROOT, rel));
-  toml = toml.replace(/^main\s*=\s*"([^"]*)"/m, (_, p) => `main = ${abs(p)}`);
+  toml = toml.replace(/^main\s*=\s*"([^"]*)"/m, (_, p) => `main = ${main ? JSON.stringify(main) : abs(p)}`);
   toml = toml.replace(/^directory\s*=\s*"([^"]*)"/m, (_, p) => `directory = ${assets ? JSON.stringify(assets) : abs(p)}`);
   toml = toml.replace(/^migrations_dir\s*=\s*"([^"]*)"/m, (_, p) => `migrations_dir = ${abs(p)}`);
   // Extra [assets] lines, e.g. `not_found_handling = "single-page-application"`.
@@ -216,9 +216,10 @@ function suiteName(name) {
  * Starts the identity provider and the worker (`wrangler dev`, local D1 in a temp dir with the
  * migrations applied). Returns { base, idp, persistDir, sessionKeys, d1(sql), logs(), stop() }.
  * `vars` are added to or replace the test configuration; `assets` serves another directory than
- * public/; `assetsSettings` adds lines to [assets] (e.g. not_found_handling).
+ * public/; `assetsSettings` adds lines to [assets] (e.g. not_found_handling); `main` serves another
+ * entry module (the store contract worker).
  */
-export async function startStack({ vars = {}, name, assets = null, assetsSettings = '' } = {}) {
+export async function startStack({ vars = {}, name, assets = null, assetsSettings = '', main = null } = {}) {
   const label = `${suiteName(name)}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const procs = [];
   let persistDir = null;
@@ -280,7 +281,7 @@ export async function startStack({ vars = {}, name, assets = null, assetsSetting
         '--log-level', 'log', // 'info' would hide the worker's own console.log lines
       ];
       // `assets`: another directory in place of public/ (needs the bundle built, as make test does).
-      if (assets || assetsSettings || process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir, assets, assetsSettings));
+      if (assets || assetsSettings || main || process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir, assets, assetsSettings, main));
       for (const [k, v] of Object.entries(currentVars)) args.push('--var', `${k}:${v}`);
       const logName = `${label}-wrangler${launches > 1 ? `-${launches}` : ''}.log`;
       wrangler = spawnLogged(WRANGLER, args, { env: toolEnv(), logFile: path.join(ARTIFACTS, logName) });

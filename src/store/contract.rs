@@ -1,0 +1,360 @@
+//! The store's contract: one suite that every [`UserStore`] must pass, on an empty store. The
+//! in-memory store runs it in `cargo test`; D1 runs it end to end (cargo feature `contract`,
+//! `tests/e2e/store_contract.test.mjs`), so the fake the native tests rely on cannot drift from
+//! the real database.
+
+use super::{AdminAction, Applied, SignIn, SignInOutcome, StoreError, User, UserStore};
+use crate::time::UnixTime;
+
+/// The time the suite pretends it is.
+const T0: i64 = 1_800_000_000;
+/// `SESSION_MAX_AGE` of the suite's sessions.
+const MAX_AGE: i64 = 30 * 86_400;
+
+/// One check of the contract.
+type Check = Result<(), String>;
+
+fn fail(what: impl Into<String>) -> String {
+    what.into()
+}
+
+fn store(e: StoreError) -> String {
+    format!("store error: {}", e.0)
+}
+
+fn expect(ok: bool, what: &str) -> Check {
+    if ok { Ok(()) } else { Err(fail(what)) }
+}
+
+/// A sign-in of Google account `sub` with `email` at `T0 + at`, session `sid`.
+fn sign_in(sub: &str, email: &str, sid: &str, at: i64) -> SignIn {
+    SignIn {
+        provider: "google",
+        subject: sub.into(),
+        email: email.into(),
+        name: Some(format!("Name of {sub}")),
+        image: None,
+        make_admin: false,
+        new_user_id: format!("user-{sub}"),
+        session_id: sid.into(),
+        now: UnixTime(T0 + at),
+        expires_at: UnixTime(T0 + at + MAX_AGE),
+        user_agent: Some("contract".into()),
+    }
+}
+
+async fn signed_in<S: UserStore>(s: &S, sign: &SignIn) -> Result<User, String> {
+    match s.sign_in(sign).await.map_err(store)? {
+        SignInOutcome::SignedIn { user, .. } => Ok(user),
+        other => Err(format!("sign-in of {}: {other:?}", sign.subject)),
+    }
+}
+
+async fn sign_in_creates_finds_and_refuses<S: UserStore>(s: &S) -> Check {
+    let ada = signed_in(s, &sign_in("a1", "ada@example.com", "s-a1", 0)).await?;
+    expect(
+        ada.id == "user-a1" && ada.role == "user",
+        "a first sign-in creates the user, role user",
+    )?;
+    let again = signed_in(s, &sign_in("a1", "ada@example.com", "s-a2", 10)).await?;
+    expect(
+        again.id == ada.id,
+        "the same Google account is the same user",
+    )?;
+    let other = s
+        .sign_in(&sign_in("x9", "ADA@example.com", "s-x9", 20))
+        .await
+        .map_err(store)?;
+    expect(
+        other == SignInOutcome::NotLinked,
+        "a new account with a taken email (any case) is not linked",
+    )?;
+    expect(
+        s.session("s-x9").await.map_err(store)?.is_none(),
+        "a refused sign-in writes no session",
+    )?;
+    let mut admin = sign_in("b1", "boss@example.com", "s-b1", 30);
+    admin.make_admin = true;
+    let boss = signed_in(s, &admin).await?;
+    expect(boss.role == "admin", "ADMIN_EMAILS makes the role admin")
+}
+
+async fn sessions_are_read_renewed_and_revoked<S: UserStore>(s: &S) -> Check {
+    let user = signed_in(s, &sign_in("c1", "cy@example.com", "s-c1", 0)).await?;
+    signed_in(s, &sign_in("c1", "cy@example.com", "s-c2", 5)).await?;
+    let record = s
+        .session("s-c1")
+        .await
+        .map_err(store)?
+        .ok_or("the session is found")?;
+    expect(
+        record.user.id == user.id && record.expires_at == T0 + MAX_AGE,
+        "the session row holds its user and end",
+    )?;
+    expect(record.is_live(UnixTime(T0 + 1)), "a new session is live")?;
+    expect(
+        s.session("no-such-session").await.map_err(store)?.is_none(),
+        "an unknown session is None",
+    )?;
+    s.renewed("s-c1", UnixTime(T0 + 300)).await.map_err(store)?;
+    let seen = s.user_sessions(&user.id).await.map_err(store)?;
+    let c1 = seen
+        .iter()
+        .find(|i| i.id == "s-c1")
+        .ok_or("user_sessions lists the session")?;
+    expect(c1.last_seen_at == T0 + 300, "a renewal sets last_seen_at")?;
+    expect(
+        seen.first().map(|i| i.id.as_str()) == Some("s-c2"),
+        "user_sessions lists the newest first",
+    )?;
+    s.revoke_session("s-c1", UnixTime(T0 + 400))
+        .await
+        .map_err(store)?;
+    let c1 = s
+        .session("s-c1")
+        .await
+        .map_err(store)?
+        .ok_or("still found")?;
+    expect(
+        c1.revoked_at == Some(T0 + 400) && !c1.is_live(UnixTime(T0 + 401)),
+        "revoke_session ends one session",
+    )?;
+    let c2 = s.session("s-c2").await.map_err(store)?.ok_or("found")?;
+    expect(c2.is_live(UnixTime(T0 + 401)), "and only that one")?;
+    s.revoke_user_sessions(&user.id, UnixTime(T0 + 500))
+        .await
+        .map_err(store)?;
+    let c2 = s.session("s-c2").await.map_err(store)?.ok_or("found")?;
+    expect(
+        !c2.is_live(UnixTime(T0 + 501)),
+        "revoke_user_sessions ends every session of the user",
+    )
+}
+
+async fn the_email_follows_the_google_account<S: UserStore>(s: &S) -> Check {
+    signed_in(s, &sign_in("d1", "dee@example.com", "s-d1", 0)).await?;
+    signed_in(s, &sign_in("e1", "eve@example.com", "s-e1", 0)).await?;
+    let moved = signed_in(s, &sign_in("d1", "dee@new.example", "s-d2", 10)).await?;
+    expect(
+        moved.email == "dee@new.example",
+        "a new email of the same account is stored",
+    )?;
+    match s
+        .sign_in(&sign_in("d1", "EVE@example.com", "s-d3", 20))
+        .await
+        .map_err(store)?
+    {
+        SignInOutcome::SignedIn { user, email_kept } => expect(
+            email_kept && user.email == "dee@new.example",
+            "another user's email is not taken",
+        ),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+async fn admin_lists_search_and_pages<S: UserStore>(s: &S) -> Check {
+    for (i, email) in [
+        "fa@list.test",
+        "fb@list.test",
+        "FC@list.test",
+        "g@other.test",
+    ]
+    .iter()
+    .enumerate()
+    {
+        signed_in(
+            s,
+            &sign_in(&format!("l{i}"), email, &format!("s-l{i}"), i as i64),
+        )
+        .await?;
+    }
+    let now = UnixTime(T0 + 100);
+    let page = s.list_users(Some("f"), None, 2, now).await.map_err(store)?;
+    let emails: Vec<&str> = page.iter().map(|u| u.user.email.as_str()).collect();
+    expect(
+        emails == ["fa@list.test", "fb@list.test"],
+        &format!("search by prefix, ordered, limited: {emails:?}"),
+    )?;
+    let next = s
+        .list_users(Some("F"), Some("fb@list.test"), 2, now)
+        .await
+        .map_err(store)?;
+    let emails: Vec<&str> = next.iter().map(|u| u.user.email.as_str()).collect();
+    expect(
+        emails == ["FC@list.test"],
+        &format!("keyset pages, search case-insensitive: {emails:?}"),
+    )?;
+    let one = s
+        .user("user-l0", now)
+        .await
+        .map_err(store)?
+        .ok_or("user() finds the user")?;
+    expect(
+        one.active_sessions == 1 && one.created_at == T0 && one.last_seen_at == Some(T0),
+        "a user's summary counts live sessions",
+    )?;
+    expect(
+        s.user("no-such-user", now).await.map_err(store)?.is_none(),
+        "an unknown user is None",
+    )
+}
+
+async fn admin_actions_apply_once_and_are_audited<S: UserStore>(s: &S) -> Check {
+    let boss = signed_in(s, &sign_in("h0", "h0@example.com", "s-h0", 0)).await?;
+    let user = signed_in(s, &sign_in("h1", "h1@example.com", "s-h1", 0)).await?;
+    let other = signed_in(s, &sign_in("h2", "h2@example.com", "s-h2", 0)).await?;
+    let now = UnixTime(T0 + 50);
+    let role = AdminAction::SetRole {
+        user_id: user.id.clone(),
+        role: "finance".into(),
+    };
+    expect(
+        apply(s, &boss.id, &role, now).await? == Applied::Done,
+        "set-role applies",
+    )?;
+    let record = s.session("s-h1").await.map_err(store)?.ok_or("found")?;
+    expect(
+        record.user.role == "finance",
+        "the new role is what renewal reads",
+    )?;
+    let theirs = AdminAction::RevokeSession {
+        user_id: user.id.clone(),
+        session_id: "s-h2".into(),
+    };
+    expect(
+        apply(s, &boss.id, &theirs, now).await? == Applied::NoMatch,
+        "a session of another user matches nothing",
+    )?;
+    expect(
+        s.session("s-h2")
+            .await
+            .map_err(store)?
+            .ok_or("found")?
+            .is_live(now),
+        "and is left alone",
+    )?;
+    let unknown = AdminAction::Disable {
+        user_id: "no-such-user".into(),
+    };
+    expect(
+        apply(s, &boss.id, &unknown, now).await? == Applied::NoMatch,
+        "an unknown user matches nothing",
+    )?;
+    let disable = AdminAction::Disable {
+        user_id: user.id.clone(),
+    };
+    expect(
+        apply(s, &boss.id, &disable, now).await? == Applied::Done,
+        "disable applies",
+    )?;
+    let record = s.session("s-h1").await.map_err(store)?.ok_or("found")?;
+    expect(
+        record.user.disabled_at.is_some() && !record.is_live(now),
+        "a disabled user's sessions end",
+    )?;
+    let refused = s
+        .sign_in(&sign_in("h1", "h1@example.com", "s-h1b", 60))
+        .await
+        .map_err(store)?;
+    expect(
+        refused == SignInOutcome::Disabled,
+        "a disabled user cannot sign in",
+    )?;
+    let none_left = AdminAction::RevokeAll {
+        user_id: user.id.clone(),
+    };
+    expect(
+        apply(s, &boss.id, &none_left, now).await? == Applied::NoMatch,
+        "revoke-all without live sessions matches nothing",
+    )?;
+    let enable = AdminAction::Enable {
+        user_id: user.id.clone(),
+    };
+    expect(
+        apply(s, &boss.id, &enable, now).await? == Applied::Done,
+        "enable applies",
+    )?;
+    signed_in(s, &sign_in("h1", "h1@example.com", "s-h1c", 70)).await?;
+    let all = AdminAction::RevokeAll {
+        user_id: other.id.clone(),
+    };
+    expect(
+        apply(s, &boss.id, &all, now).await? == Applied::Done,
+        "revoke-all applies",
+    )?;
+    let log = s.audit_log(10).await.map_err(store)?;
+    let actions: Vec<&str> = log.iter().map(|a| a.action.as_str()).collect();
+    expect(
+        actions == ["revoke-all", "enable", "disable", "set-role"],
+        &format!("only what was done is audited, newest first: {actions:?}"),
+    )?;
+    expect(
+        log[0].actor.as_deref() == Some("h0@example.com"),
+        "the audit names the actor by email",
+    )?;
+    expect(
+        s.audit_log(1).await.map_err(store)?.len() == 1,
+        "audit_log is limited",
+    )
+}
+
+async fn apply<S: UserStore>(
+    s: &S,
+    actor: &str,
+    a: &AdminAction,
+    now: UnixTime,
+) -> Result<Applied, String> {
+    s.apply(actor, a, now).await.map_err(store)
+}
+
+/// Runs every check on an empty store; returns each check's name and result, in order.
+pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
+    vec![
+        (
+            "sign_in_creates_finds_and_refuses",
+            sign_in_creates_finds_and_refuses(s).await,
+        ),
+        (
+            "sessions_are_read_renewed_and_revoked",
+            sessions_are_read_renewed_and_revoked(s).await,
+        ),
+        (
+            "the_email_follows_the_google_account",
+            the_email_follows_the_google_account(s).await,
+        ),
+        (
+            "admin_lists_search_and_pages",
+            admin_lists_search_and_pages(s).await,
+        ),
+        (
+            "admin_actions_apply_once_and_are_audited",
+            admin_actions_apply_once_and_are_audited(s).await,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the memory store never waits"),
+        }
+    }
+
+    #[test]
+    fn the_memory_store_passes_the_contract() {
+        let results = block_on(run(&MemoryStore::default()));
+        assert_eq!(results.len(), 5);
+        let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+}
