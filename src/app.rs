@@ -183,7 +183,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             (oidc::CALLBACK_PATH, true, _) => self.callback(req, site).await,
             ("/auth/session", true, _) => self.session_json(req, site).await,
             ("/auth/csrf", true, _) => self.csrf(req, site).await,
-            ("/auth/logout", true, _) => self.logout_page(req, site).await,
+            ("/auth/logout", true, _) => self.logout_page(req, site),
             ("/auth/logout", _, true) => self.logout(req, site).await,
             ("/auth/error", true, _) => {
                 let code = ErrorCode::parse(&req.query("error").unwrap_or_default());

@@ -66,6 +66,10 @@ const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 impl Config {
     /// Reads every variable through `get` (vars and secrets alike) and validates them all.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one variable after another, each validated where it is read"
+    )]
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut err =

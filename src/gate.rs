@@ -158,11 +158,9 @@ impl Requirement {
     /// itself.
     pub fn at_least(&self, other: &Requirement) -> bool {
         match (self, other) {
-            (_, Self::Public) => true,
-            (Self::Public, _) => false,
-            (_, Self::Session) => true,
-            (Self::Session, Self::Role(_)) => false,
             (Self::Role(a), Self::Role(b)) => a == b,
+            (_, Self::Public) | (Self::Session | Self::Role(_), Self::Session) => true,
+            (Self::Public, _) | (Self::Session, Self::Role(_)) => false,
         }
     }
 }

@@ -7,6 +7,12 @@
 //!
 //! Everything but [`runtime`] (wasm only) is plain Rust, tested natively.
 
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::pedantic)]
+// Named exceptions to pedantic, as jwt-compact makes them: most functions here return values
+// whose use the types already force, and errors are documented on their error types.
+#![allow(clippy::must_use_candidate, clippy::missing_errors_doc)]
+
 pub mod admin;
 pub mod app;
 pub mod config;

@@ -1,4 +1,4 @@
-//! Randomness as a seam: the operating system's (WebCrypto's `getRandomValues` on Workers)
+//! Randomness as a seam: the operating system's (`WebCrypto`'s `getRandomValues` on Workers)
 //! in production, a counter in tests.
 
 use base64::Engine as _;
@@ -17,7 +17,7 @@ pub trait Random {
     }
 }
 
-/// The platform's cryptographic random source (getrandom; WebCrypto on wasm).
+/// The platform's cryptographic random source (getrandom; `WebCrypto` on wasm).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsRandom;
 

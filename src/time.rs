@@ -33,19 +33,3 @@ impl UnixTime {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 }
-
-/// Where the current time comes from.
-pub trait Clock {
-    /// The current time.
-    fn now(&self) -> UnixTime;
-}
-
-/// A clock that always says the same time (tests, and one request's view of time).
-#[derive(Clone, Copy, Debug)]
-pub struct FixedClock(pub UnixTime);
-
-impl Clock for FixedClock {
-    fn now(&self) -> UnixTime {
-        self.0
-    }
-}

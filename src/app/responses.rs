@@ -47,23 +47,6 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         r
     }
 
-    pub(super) fn forbidden_json(&self, reason: &str) -> Response {
-        WireError::Forbidden { reason }.response()
-    }
-
-    pub(super) fn error_redirect(
-        &self,
-        code: ErrorCode,
-        callback: Option<&CallbackUrl>,
-    ) -> Response {
-        let mut target = format!("/auth/error?error={}", code.as_str());
-        if let Some(c) = callback {
-            target.push('&');
-            target.push_str(&encode_param("callbackUrl", c.as_str()));
-        }
-        redirect(StatusCode::FOUND, &target)
-    }
-
     pub(super) fn error_page(
         &self,
         site: &Site,
@@ -259,4 +242,14 @@ pub(super) fn harden(h: &mut HeaderMap) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// A redirect to the error page of `code`, keeping `callbackUrl` for "Back to sign-in".
+pub(super) fn error_redirect(code: ErrorCode, callback: Option<&CallbackUrl>) -> Response {
+    let mut target = format!("/auth/error?error={}", code.as_str());
+    if let Some(c) = callback {
+        target.push('&');
+        target.push_str(&encode_param("callbackUrl", c.as_str()));
+    }
+    redirect(StatusCode::FOUND, &target)
 }

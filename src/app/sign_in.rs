@@ -1,7 +1,9 @@
 //! Sign-in: the sign-in page, the start (state cookie, redirect to the provider) and the
 //! callback (code exchange, ID token, policy, user and session rows).
 
-use super::responses::{add_cookie, append_query, encode_param, html_response, redirect};
+use super::responses::{
+    add_cookie, append_query, encode_param, error_redirect, html_response, redirect,
+};
 use super::{App, Request, Response};
 
 use http::{StatusCode, header};
@@ -43,7 +45,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             }
             Err(e) => {
                 self.event("error", "signin_start_failed", req, Some(&e.reason()));
-                self.error_redirect(ErrorCode::OAuthSignin, None)
+                error_redirect(ErrorCode::OAuthSignin, None)
             }
         }
     }
@@ -79,7 +81,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                         .map(|c| CallbackUrl::parse(&c, site));
                 let cancelled =
                     matches!(&e, AuthError::ProviderDenied(code) if code == "access_denied");
-                let mut r = self.error_redirect(e.code(), callback.as_ref());
+                let mut r = error_redirect(e.code(), callback.as_ref());
                 if cancelled {
                     // The person pressed "Cancel" at Google: say so in words, not as a failure.
                     append_query(&mut r, "cancelled=1");

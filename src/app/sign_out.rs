@@ -1,6 +1,6 @@
 //! Sign-out: the confirmation page and the POST that revokes one or every session.
 
-use super::responses::{add_cookie, encode_param, html_response, redirect};
+use super::responses::{WireError, add_cookie, encode_param, html_response, redirect};
 use super::{App, Request, Response};
 
 use http::{StatusCode, header};
@@ -13,7 +13,7 @@ use crate::site::Site;
 use crate::store::UserStore;
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
-    pub(super) async fn logout_page(&self, req: &Request, site: &Site) -> Response {
+    pub(super) fn logout_page(&self, req: &Request, site: &Site) -> Response {
         let session = self.signed_session(req, site).map(|(s, _)| s);
         let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
         let action = format!(
@@ -38,7 +38,10 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let same_origin = same_origin(req, site);
         if !same_origin {
             self.event("warn", "logout_refused", req, Some("cross-origin"));
-            return self.forbidden_json("cross-origin request");
+            return WireError::Forbidden {
+                reason: "cross-origin request",
+            }
+            .response();
         }
         let callback = CallbackUrl::parse(
             &req.query("callbackUrl")
@@ -66,7 +69,10 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 req,
                 Some("missing or wrong CSRF token"),
             );
-            return self.forbidden_json("missing or wrong CSRF token");
+            return WireError::Forbidden {
+                reason: "missing or wrong CSRF token",
+            }
+            .response();
         }
         let all = req
             .query("all")

@@ -58,7 +58,7 @@ struct FakeGoogle {
 }
 
 impl FakeGoogle {
-    fn id_token(&self, claims: &serde_json::Value) -> String {
+    fn id_token(claims: &serde_json::Value) -> String {
         let header = Header::empty().with_key_id("g1").with_token_type("JWT");
         Rsa::rs256()
             .token(&header, &Claims::new(claims.clone()), &provider_key().0)
@@ -133,7 +133,7 @@ impl HttpClient for FakeGoogle {
         }
         let mut body = serde_json::json!({ "access_token": "ya29.x", "token_type": "Bearer", "expires_in": 3599 });
         if !twist.no_id_token {
-            body["id_token"] = self.id_token(&claims).into();
+            body["id_token"] = Self::id_token(&claims).into();
         }
         Ok(Self::json(200, &body))
     }
@@ -300,7 +300,7 @@ impl World {
         }
         let code = format!(
             "code-{}",
-            self.google.pending.borrow().len() + self.now.get() as usize
+            self.google.pending.borrow().len() + usize::try_from(self.now.get()).unwrap()
         );
         self.google.pending.borrow_mut().push((
             code.clone(),
@@ -366,8 +366,9 @@ fn error_code(r: &Reply) -> &str {
     r.location
         .as_deref()
         .and_then(|l| l.strip_prefix("/auth/error?error="))
-        .map(|rest| rest.split('&').next().unwrap_or_default())
-        .unwrap_or("(no error redirect)")
+        .map_or("(no error redirect)", |rest| {
+            rest.split('&').next().unwrap_or_default()
+        })
 }
 
 #[test]
@@ -1675,6 +1676,9 @@ fn a_utf8_site_cookie_does_not_hide_the_session() {
 
 #[test]
 fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
+    fn refs<'a>(f: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str); 3] {
+        f.each_ref().map(|(k, v)| (*k, v.as_str()))
+    }
     let w = world(&[]);
     let boss = w.sign_in("boss@example.com", "900");
     let ada = w.sign_in("ada@example.com", "111");
@@ -1687,7 +1691,7 @@ fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         claims["sid"].as_str().unwrap().to_owned()
     };
-    let (ada_sid, bob_sid) = (sid(&ada), sid(&bob));
+    let (session_of_ada, session_of_bob) = (sid(&ada), sid(&bob));
     let before = w.store.audit_count();
     let refused = |fields: &[(&str, &str)], code: &str| {
         let r = admin_post(&w, &boss, fields);
@@ -1707,15 +1711,15 @@ fn admin_actions_on_ids_that_match_nothing_are_refused_and_not_audited() {
             ("session_id", session.into()),
         ]
     };
-    fn refs<'a>(f: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str); 3] {
-        f.each_ref().map(|(k, v)| (*k, v.as_str()))
-    }
     // No such session; another user's session.
     refused(&refs(&revoke("no-such-session")), "unknown-session");
-    refused(&refs(&revoke(&bob_sid)), "unknown-session");
-    assert!(!w.store.is_revoked(&bob_sid), "bob's session is untouched");
+    refused(&refs(&revoke(&session_of_bob)), "unknown-session");
+    assert!(
+        !w.store.is_revoked(&session_of_bob),
+        "bob's session is untouched"
+    );
     // A real one is done once; then it has ended.
-    let own = revoke(&ada_sid);
+    let own = revoke(&session_of_ada);
     let r = admin_post(&w, &boss, &refs(&own));
     assert!(r.location.unwrap().ends_with("done=revoke-session"));
     refused(&refs(&own), "unknown-session");

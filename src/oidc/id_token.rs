@@ -1,4 +1,4 @@
-//! ID token validation, in the order of OpenID Connect Core 1.0, 3.1.3.7. Stricter than the
+//! ID token validation, in the order of `OpenID` Connect Core 1.0, 3.1.3.7. Stricter than the
 //! spec where Google allows it: RS256 only, and `azp` checked whenever present.
 
 use jwt_compact::alg::Rsa;
@@ -189,7 +189,7 @@ pub fn validate(
 
 #[cfg(test)]
 mod tests {
-    //! One test per rule, in the order of OpenID Connect Core 3.1.3.7.
+    //! One test per rule, in the order of `OpenID` Connect Core 3.1.3.7.
     use std::sync::OnceLock;
 
     use base64::Engine as _;
@@ -214,7 +214,7 @@ mod tests {
         })
     }
 
-    fn jwks(extra: Value) -> ProviderKeys {
+    fn jwks(extra: &Value) -> ProviderKeys {
         let mut jwk = serde_json::to_value(JsonWebKey::from(&key().1)).unwrap();
         jwk["kid"] = "k1".into();
         for (k, v) in extra.as_object().unwrap() {
@@ -261,7 +261,7 @@ mod tests {
     fn with(f: impl FnOnce(&mut Value)) -> Result<IdClaims, IdTokenError> {
         let mut c = claims();
         f(&mut c);
-        check(&sign_with(Some("k1"), &c), &jwks(json!({})))
+        check(&sign_with(Some("k1"), &c), &jwks(&json!({})))
     }
 
     #[test]
@@ -283,7 +283,7 @@ mod tests {
         let payload = token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
         assert_eq!(
-            check(&format!("{header}.{payload}."), &jwks(json!({}))),
+            check(&format!("{header}.{payload}."), &jwks(&json!({}))),
             Err(IdTokenError::WrongAlg("none".into()))
         );
     }
@@ -303,7 +303,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            check(&forged, &jwks(json!({}))),
+            check(&forged, &jwks(&json!({}))),
             Err(IdTokenError::WrongAlg("HS256".into()))
         );
     }
@@ -312,24 +312,24 @@ mod tests {
     fn an_alg_the_jwks_key_does_not_declare_is_refused() {
         let token = sign_with(Some("k1"), &claims());
         assert_eq!(
-            check(&token, &jwks(json!({ "alg": "RS512" }))),
+            check(&token, &jwks(&json!({ "alg": "RS512" }))),
             Err(IdTokenError::UnusableKey)
         );
         assert_eq!(
-            check(&token, &jwks(json!({ "use": "enc" }))),
+            check(&token, &jwks(&json!({ "use": "enc" }))),
             Err(IdTokenError::UnusableKey)
         );
-        assert!(check(&token, &jwks(json!({ "alg": "RS256", "use": "sig" }))).is_ok());
+        assert!(check(&token, &jwks(&json!({ "alg": "RS256", "use": "sig" }))).is_ok());
     }
 
     #[test]
     fn a_missing_or_unknown_kid_is_refused() {
         assert_eq!(
-            check(&sign_with(None, &claims()), &jwks(json!({}))),
+            check(&sign_with(None, &claims()), &jwks(&json!({}))),
             Err(IdTokenError::MissingKid)
         );
         assert_eq!(
-            check(&sign_with(Some("k9"), &claims()), &jwks(json!({}))),
+            check(&sign_with(Some("k9"), &claims()), &jwks(&json!({}))),
             Err(IdTokenError::UnknownKid)
         );
     }
@@ -342,7 +342,7 @@ mod tests {
         sig[0] ^= 1;
         let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(sig));
         assert_eq!(
-            check(&forged, &jwks(json!({}))),
+            check(&forged, &jwks(&json!({}))),
             Err(IdTokenError::BadSignature)
         );
     }
@@ -499,7 +499,7 @@ mod tests {
         for raw in ["", "a.b", "a.b.c", "not-a-jwt", "....."] {
             assert!(
                 matches!(
-                    check(raw, &jwks(json!({}))),
+                    check(raw, &jwks(&json!({}))),
                     Err(IdTokenError::Malformed | IdTokenError::WrongAlg(_))
                 ),
                 "{raw}"

@@ -1,4 +1,4 @@
-//! Sign-in with Google (OpenID Connect, authorization code + PKCE S256 + nonce).
+//! Sign-in with Google (`OpenID` Connect, authorization code + PKCE S256 + nonce).
 
 pub mod id_token;
 pub mod jwks;
@@ -32,7 +32,7 @@ use crate::time::UnixTime;
 /// The callback path, part of the `redirect_uri` registered with Google.
 pub const CALLBACK_PATH: &str = "/auth/callback/google";
 
-/// The token response: OAuth's fields plus OpenID Connect's `id_token`.
+/// The token response: OAuth's fields plus `OpenID` Connect's `id_token`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IdTokenFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,7 @@
 //! The sign-in state cookie: what the callback needs to finish a sign-in it started.
 //!
 //! It is a JWT signed with the session key (typ `gatehouse-state+jwt`, so it can never pass as
-//! a session), readable by nobody but this site (HttpOnly, SameSite=Lax), valid 10 minutes and
+//! a session), readable by nobody but this site (`HttpOnly`, SameSite=Lax), valid 10 minutes and
 //! cleared by every callback. The PKCE verifier and nonce are only useful together with a code
 //! issued for this browser, so signing (not sealing) is enough.
 

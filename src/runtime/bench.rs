@@ -5,6 +5,11 @@
 //! returns how many iterations succeeded, so the caller can check that the loop measured the
 //! success path and the optimiser cannot drop the work.
 
+#![expect(
+    unreachable_pub,
+    reason = "wasm exports: reached from JavaScript, not from Rust"
+)]
+
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::oidc::id_token::{self, Expected};
@@ -87,7 +92,10 @@ pub fn bench_id_token(
 /// The sign-in callback's CPU without its two network round trips (token endpoint, D1):
 /// open the state cookie, validate the ID token, draw the two ids, sign the session token.
 #[wasm_bindgen(js_name = benchSignInCallback)]
-#[allow(clippy::too_many_arguments)] // a flat signature is what JS calls it with
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a flat signature is what JS calls it with"
+)]
 pub fn bench_sign_in_callback(
     keys_json: &str,
     jwks: &str,

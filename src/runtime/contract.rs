@@ -3,6 +3,11 @@
 //! `wrangler dev` with freshly migrated local D1 and checks that D1 passes every check of
 //! [`crate::store::contract`], as the in-memory store does natively.
 
+#![expect(
+    unreachable_pub,
+    reason = "wasm exports: reached from JavaScript, not from Rust"
+)]
+
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 

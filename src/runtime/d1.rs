@@ -13,13 +13,13 @@ use crate::time::UnixTime;
 
 /// The D1 store. The binding is looked up on first use: the hot path never touches it, and a
 /// deployment without `DB` fails only where D1 is needed, with a logged reason.
-pub struct D1Store<'e> {
+pub(super) struct D1Store<'e> {
     env: &'e worker::Env,
 }
 
 impl<'e> D1Store<'e> {
     /// The store of the `DB` binding of `env`.
-    pub fn new(env: &'e worker::Env) -> Self {
+    pub(super) fn new(env: &'e worker::Env) -> Self {
         Self { env }
     }
 
@@ -320,7 +320,8 @@ impl AdminStore for D1Store<'_> {
             sql.push_str(&conditions.join(" AND "));
         }
         args.push(JsValue::from_f64(f64::from(limit)));
-        sql.push_str(&format!(" ORDER BY u.email LIMIT ?{}", args.len()));
+        sql.push_str(" ORDER BY u.email LIMIT ?");
+        sql.push_str(&args.len().to_string());
         let rows: Vec<SummaryRow> = self.rows("list users", &sql, &args).await?;
         Ok(rows.into_iter().map(UserSummary::from).collect())
     }

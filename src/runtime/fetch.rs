@@ -9,7 +9,7 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, Respon
 use crate::http::{BoundedBody, HttpClient, HttpError, HttpRequest, HttpResponse, MAX_BODY};
 
 /// Fetches with a timeout.
-pub struct FetchClient {
+pub(super) struct FetchClient {
     /// How long a request may take, start to last byte.
     pub timeout: Duration,
 }

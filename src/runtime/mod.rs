@@ -1,6 +1,13 @@
 //! The only module that talks to the Workers runtime: the fetch entry, configuration from
 //! `Env`, D1, `Fetch`, and the forward to the site.
 
+// Numbers cross from JS and D1 as f64: Unix seconds and row counts, far inside f64's exact range.
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    reason = "JS and D1 numbers are f64; the values here are Unix seconds and counts"
+)]
+
 #[cfg(feature = "bench")]
 mod bench;
 #[cfg(feature = "contract")]
@@ -73,7 +80,7 @@ fn config(env: &Env) -> Parsed {
 }
 
 fn now() -> UnixTime {
-    UnixTime((worker::Date::now().as_millis() / 1000) as i64)
+    UnixTime(i64::try_from(worker::Date::now().as_millis() / 1000).unwrap_or(i64::MAX))
 }
 
 /// The hot path for `js/entry.mjs`: 0 = take the full route, 1 = public (forward as is),
@@ -82,6 +89,10 @@ fn now() -> UnixTime {
 /// Synchronous, no I/O; handed only the request's URL and `Cookie` header, so a request costs
 /// one URL parse and one signature check, and no `Request` round trip.
 #[wasm_bindgen(js_name = gateCheck)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "wasm-bindgen hands over owned values"
+)]
 pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>, bearer: bool) -> f64 {
     panic_hook();
     let env: Env = env.unchecked_into();
@@ -90,23 +101,30 @@ pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>, bearer: bool)
         return 0.0;
     };
     match app::quick_decision(config, url, cookie.as_deref(), bearer, now()) {
-        app::Quick::Full => 0.0,
         app::Quick::Public => 1.0,
         // Unix seconds fit an f64 exactly; a time at or below 1 cannot come from a token that
         // is current now (`now` is past 1970), but stay on the safe side: full route.
         app::Quick::Admitted { until } if until.secs() > 1 => until.secs() as f64,
-        app::Quick::Admitted { .. } => 0.0,
+        app::Quick::Full | app::Quick::Admitted { .. } => 0.0,
     }
 }
 
 /// `Cache-Control` for a protected response (see [`app::private_cache_control`]).
 #[wasm_bindgen(js_name = privateCacheControl)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "wasm-bindgen hands over owned values"
+)]
 pub fn private_cache_control(existing: Option<String>) -> String {
     app::private_cache_control(existing.as_deref())
 }
 
 /// `Vary` for a protected response (see [`app::private_vary`]).
 #[wasm_bindgen(js_name = privateVary)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "wasm-bindgen hands over owned values"
+)]
 pub fn private_vary(existing: Option<String>) -> String {
     app::private_vary(existing.as_deref())
 }
@@ -149,18 +167,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 
 async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
     let config = config(env);
-    let config = match config.as_ref() {
-        Ok(c) => c,
-        Err(_) => {
-            let host = req
-                .url()
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default();
-            return to_worker(
-                App::<fetch::FetchClient, d1::D1Store<'_>>::configuration_error(&host),
-            );
-        }
+    let Ok(config) = config.as_ref() else {
+        let host = req
+            .url()
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        return to_worker(App::<fetch::FetchClient, d1::D1Store<'_>>::configuration_error(&host));
     };
     let url = req.url()?;
     let method =
@@ -255,24 +268,21 @@ async fn forward_to_site(
     if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    let response = match &config.upstream_url {
-        Some(upstream) => {
-            url.set_scheme(upstream.scheme()).ok();
-            url.set_host(upstream.host_str()).ok();
-            url.set_port(upstream.port()).ok();
-            let request = Request::new_with_init(url.as_str(), &init)?;
-            match send_upstream(request, config.upstream_timeout).await {
-                Ok(response) => response,
-                Err(code) => return site_outage(&req, &url, config, site, forward, code),
-            }
+    let response = if let Some(upstream) = &config.upstream_url {
+        url.set_scheme(upstream.scheme()).ok();
+        url.set_host(upstream.host_str()).ok();
+        url.set_port(upstream.port()).ok();
+        let request = Request::new_with_init(url.as_str(), &init)?;
+        match send_upstream(request, config.upstream_timeout).await {
+            Ok(response) => response,
+            Err(code) => return site_outage(&req, &url, config, site, forward, code),
         }
-        None => {
-            let request = Request::new_with_init(url.as_str(), &init)?;
-            match env.assets("ASSETS")?.fetch_request(request).await {
-                Ok(response) => response,
-                Err(_) => {
-                    return site_outage(&req, &url, config, site, forward, ErrorCode::BadGateway);
-                }
+    } else {
+        let request = Request::new_with_init(url.as_str(), &init)?;
+        match env.assets("ASSETS")?.fetch_request(request).await {
+            Ok(response) => response,
+            Err(_) => {
+                return site_outage(&req, &url, config, site, forward, ErrorCode::BadGateway);
             }
         }
     };

@@ -38,7 +38,7 @@ pub fn read<'h>(cookie_header: &'h str, jar: Jar, site: &Site) -> Option<&'h str
 
 /// A `Set-Cookie` value for `jar` holding `value` for `max_age` seconds.
 ///
-/// HttpOnly (no script reads a session), SameSite=Lax (sent on top-level navigations, such as
+/// `HttpOnly` (no script reads a session), SameSite=Lax (sent on top-level navigations, such as
 /// the provider's redirect back, but not on cross-site subrequests or POSTs), Path=/ and no
 /// Domain (required by `__Host-`), Secure except on plain-http loopback.
 pub fn set(jar: Jar, site: &Site, value: &str, max_age: i64) -> String {

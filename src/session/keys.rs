@@ -132,11 +132,6 @@ impl KeySet {
         }
     }
 
-    /// The algorithm of the signing (first) key.
-    pub fn signing_alg(&self) -> SessionAlg {
-        self.keys[0].alg()
-    }
-
     /// Signs `claims` with the first key, header `{"alg","kid","typ"}`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &Claims<T>) -> Option<String> {
         let key = &self.keys[0];

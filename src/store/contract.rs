@@ -18,6 +18,7 @@ fn fail(what: impl Into<String>) -> String {
     what.into()
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "handed over by `map_err`")]
 fn store(e: StoreError) -> String {
     format!("store error: {}", e.0)
 }
@@ -164,7 +165,12 @@ async fn admin_lists_search_and_pages<S: UserStore>(s: &S) -> Check {
     {
         signed_in(
             s,
-            &sign_in(&format!("l{i}"), email, &format!("s-l{i}"), i as i64),
+            &sign_in(
+                &format!("l{i}"),
+                email,
+                &format!("s-l{i}"),
+                i64::try_from(i).unwrap_or_default(),
+            ),
         )
         .await?;
     }

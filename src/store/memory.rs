@@ -83,7 +83,9 @@ impl MemoryStore {
             last_seen_at: mine.clone().map(|s| s.info.last_seen_at).max(),
             active_sessions: mine
                 .filter(|s| s.info.revoked_at.is_none() && s.info.expires_at > now.secs())
-                .count() as i64,
+                .count()
+                .try_into()
+                .unwrap_or(i64::MAX),
         }
     }
 }
@@ -93,29 +95,28 @@ impl SessionStore for MemoryStore {
         self.check()?;
         let mut d = self.data.borrow_mut();
         let key = (s.provider.to_owned(), s.subject.clone());
-        let user_id = match d.accounts.get(&key) {
-            Some(id) => id.clone(),
-            None => {
-                if d.users
-                    .iter()
-                    .any(|u| u.user.email.eq_ignore_ascii_case(&s.email))
-                {
-                    return Ok(SignInOutcome::NotLinked);
-                }
-                d.users.push(MemUser {
-                    user: User {
-                        id: s.new_user_id.clone(),
-                        email: s.email.clone(),
-                        name: None,
-                        image: None,
-                        role: "user".into(),
-                        disabled_at: None,
-                    },
-                    created_at: s.now.secs(),
-                });
-                d.accounts.insert(key, s.new_user_id.clone());
-                s.new_user_id.clone()
+        let user_id = if let Some(id) = d.accounts.get(&key) {
+            id.clone()
+        } else {
+            if d.users
+                .iter()
+                .any(|u| u.user.email.eq_ignore_ascii_case(&s.email))
+            {
+                return Ok(SignInOutcome::NotLinked);
             }
+            d.users.push(MemUser {
+                user: User {
+                    id: s.new_user_id.clone(),
+                    email: s.email.clone(),
+                    name: None,
+                    image: None,
+                    role: "user".into(),
+                    disabled_at: None,
+                },
+                created_at: s.now.secs(),
+            });
+            d.accounts.insert(key, s.new_user_id.clone());
+            s.new_user_id.clone()
         };
         // The email follows the Google account unless another user has that address.
         let taken = d
