@@ -371,6 +371,7 @@ function workers(s) {
   const gatehouse = (alg, site = alg) =>
     worker(date, [
       esm('js/entry.mjs', 'js/entry.mjs'),
+      esm('js/filter.mjs', 'js/filter.mjs'),
       esm('js/private.mjs', 'js/private.mjs'),
       esm('js/verdicts.mjs', 'js/verdicts.mjs'),
       esm('build/index.js', 'build/index.js'),
@@ -708,7 +709,7 @@ function measuredCode() {
     commit = capture('git', ['rev-parse', '--short', 'HEAD']) + (dirty ? '+dirty' : '');
   } catch {}
   const files = {};
-  for (const f of ['js/entry.mjs', 'js/private.mjs', 'build/index.js', 'build/index_bg.wasm']) {
+  for (const f of ['js/entry.mjs', 'js/filter.mjs', 'js/private.mjs', 'build/index.js', 'build/index_bg.wasm']) {
     files[f] = crypto.createHash('sha256').update(fs.readFileSync(path.join(ROOT, f))).digest('hex').slice(0, 16);
   }
   return { commit, files };

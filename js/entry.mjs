@@ -8,13 +8,14 @@
 // An admitted verdict is remembered until the token lapses (js/verdicts.mjs says why that is
 // safe), so repeat requests with the same cookie skip the call.
 import Gatehouse from '../build/index.js';
+import { hotPathMayDecide } from './filter.mjs';
 import { markPrivate } from './private.mjs';
 import { memo, Verdicts } from './verdicts.mjs';
 
 // worker-build puts the wasm exports on the entrypoint's prototype.
-const { gateCheck, privateCacheControl, privateVary, sharedCacheHeaders } = Gatehouse.prototype;
-if ([gateCheck, privateCacheControl, privateVary, sharedCacheHeaders].some((f) => typeof f !== 'function')) {
-  throw new Error('build/index.js lacks gateCheck/privateCacheControl/privateVary/sharedCacheHeaders: rebuild with scripts/build');
+const { gateCheck, identityHeaderPrefix, privateCacheControl, privateVary, sharedCacheHeaders } = Gatehouse.prototype;
+if ([gateCheck, identityHeaderPrefix, privateCacheControl, privateVary, sharedCacheHeaders].some((f) => typeof f !== 'function')) {
+  throw new Error('build/index.js lacks gateCheck/identityHeaderPrefix/privateCacheControl/privateVary/sharedCacheHeaders: rebuild with scripts/build');
 }
 
 // gateCheck's answer: FULL, PUBLIC, or (any other value) admitted until that Unix second.
@@ -22,6 +23,8 @@ const FULL = 0;
 const PUBLIC = 1;
 
 const verdicts = new Verdicts();
+// The identity header prefix (`x-auth-`), decided in Rust; asked for once.
+let prefix = null;
 // What marks an admitted response private, all decided in Rust. The same upstream value always
 // gets the same answer: remember the last few. The CDN header list is asked for once.
 let shared = null;
@@ -40,27 +43,18 @@ async function privately(request, env) {
 // in Proxies that run on every property access, which cost ~10 % of a forward's throughput.
 export default {
   fetch(request, env, ctx) {
-    const method = request.method;
-    if (method === 'GET' || method === 'HEAD') {
-      const headers = request.headers;
-      // Identity headers from a visitor are removed by the full route; never let them through.
-      // A bearer token always takes the full route (it is never renewed, and never remembered).
-      if (
-        !headers.has('x-auth-user-id') &&
-        !headers.has('x-auth-email') &&
-        !headers.has('x-auth-role') &&
-        !headers.has('authorization')
-      ) {
-        const cookie = headers.get('cookie');
-        const key = cookie === null ? null : Verdicts.key(request.url, cookie);
-        if (key !== null && verdicts.admitted(env, key, Date.now())) return privately(request, env);
-        const verdict = gateCheck(env, request.url, cookie ?? undefined, false);
-        if (verdict === PUBLIC) return env.ASSETS.fetch(request);
-        if (verdict !== FULL) {
-          if (!(verdict > 1)) throw new Error('gateCheck: unknown verdict');
-          if (key !== null) verdicts.remember(env, key, verdict);
-          return privately(request, env);
-        }
+    const headers = request.headers;
+    // The same filter as the full route's (src/app/forward.rs, `hot_path_may_decide`).
+    if (hotPathMayDecide(request.method, headers, (prefix ??= identityHeaderPrefix()))) {
+      const cookie = headers.get('cookie');
+      const key = cookie === null ? null : Verdicts.key(request.url, cookie);
+      if (key !== null && verdicts.admitted(env, key, Date.now())) return privately(request, env);
+      const verdict = gateCheck(env, request.url, cookie ?? undefined);
+      if (verdict === PUBLIC) return env.ASSETS.fetch(request);
+      if (verdict !== FULL) {
+        if (!(verdict > 1)) throw new Error('gateCheck: unknown verdict');
+        if (key !== null) verdicts.remember(env, key, verdict);
+        return privately(request, env);
       }
     }
     // The full route: the Rust worker's own entrypoint.

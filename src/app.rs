@@ -26,8 +26,8 @@ mod sign_in;
 mod sign_out;
 
 pub use forward::{
-    Quick, SHARED_CACHE_HEADERS, private_cache_control, private_vary, quick_decision,
-    rewrite_location,
+    IDENTITY_HEADER_PREFIX, Quick, SHARED_CACHE_HEADERS, hot_path_may_decide,
+    private_cache_control, private_vary, quick_decision, rewrite_location,
 };
 use responses::{WireError, harden, json_response};
 pub use responses::{outage_json, outage_page};
@@ -93,7 +93,7 @@ pub struct Identity {
 }
 
 /// What to do with an admitted request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Forward {
     /// The signed-in user, if any (public paths forward without).
     pub identity: Option<Identity>,

@@ -17,7 +17,7 @@ export default {
         const cookie = headers.get('cookie');
         const key = cookie === null ? null : Verdicts.key(request.url, cookie);
         if (key !== null && verdicts.admitted(env, key, Date.now())) return env.ASSETS.fetch(request);
-        const verdict = gateCheck(env, request.url, cookie ?? undefined, false);
+        const verdict = gateCheck(env, request.url, cookie ?? undefined);
         if (verdict === 1) return env.ASSETS.fetch(request);
         if (verdict > 1) {
           if (key !== null) verdicts.remember(env, key, verdict);

@@ -20,7 +20,7 @@ function cases(env, p, now) {
     gateCheck: (n) => {
       const cookie = `gatehouse_session=${p.token}`;
       let ok = 0;
-      for (let i = 0; i < n; i++) if (B.gateCheck(env, `${origin}/`, cookie, false) > 1) ok++;
+      for (let i = 0; i < n; i++) if (B.gateCheck(env, `${origin}/`, cookie) > 1) ok++;
       expectAll('gateCheck', ok, n);
     },
     // js/entry.mjs's memory answering a repeat request: key from URL + Cookie header, one lookup.

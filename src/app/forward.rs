@@ -13,13 +13,13 @@ use crate::config::Config;
 use crate::gate::{self, Decision};
 use crate::http::HttpClient;
 use crate::pages;
-use crate::session::token::{self, UntrustedSession, Verified};
+use crate::session::token::{self, Session, UntrustedSession, Verified};
 use crate::session::{cookies, cookies::Jar};
 use crate::site::Site;
 use crate::store::UserStore;
 use crate::time::UnixTime;
 
-/// The hot path's verdict, decided synchronously from the `Cookie` header alone.
+/// The hot path's verdict, decided synchronously from the URL and the `Cookie` header alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quick {
     /// Take the full route (`App::handle`): `/auth/*`, no or expired session, a bearer token,
@@ -36,54 +36,136 @@ pub enum Quick {
     },
 }
 
-/// The hot path: what needs nothing but a signature check (a public path, or an unexpired
-/// session token the path admits, for `ASSETS`) is decided here with no I/O and no
-/// allocation beyond the URL and the token's claims; everything else gets [`Quick::Full`],
-/// where [`App::handle`] decides with the same rules. `url` is the request's URL as the
-/// runtime gives it, parsed here with the same parser as the full route's.
-pub fn quick_decision(
-    config: &Config,
-    url: &str,
-    cookie: Option<&str>,
-    bearer: bool,
-    now: UnixTime,
-) -> Quick {
-    if config.upstream_url.is_some() || bearer {
-        return Quick::Full;
+/// Header names that start with this are identity headers: Gatehouse sets `X-Auth-User-Id`,
+/// `X-Auth-Email` and `X-Auth-Role` for the site and removes every `X-Auth-*` a visitor sends.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
+
+/// Whether a request is one the hot path may decide at all: a GET or HEAD that carries no
+/// `Authorization` (a bearer token is never renewed nor remembered) and no identity header (the
+/// full route removes those). `App::gate` applies this function; js/entry.mjs applies the same
+/// test (js/filter.mjs) with [`IDENTITY_HEADER_PREFIX`] taken from here.
+pub fn hot_path_may_decide<'a>(
+    method: &str,
+    mut header_names: impl Iterator<Item = &'a str>,
+) -> bool {
+    matches!(method, "GET" | "HEAD")
+        && !header_names.any(|name| {
+            name.eq_ignore_ascii_case("authorization")
+                || name
+                    .get(..IDENTITY_HEADER_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX))
+        })
+}
+
+/// What the rules say from the URL and the `Cookie` header alone.
+// Large only where pointers are 64-bit (native tests), so expected there alone.
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    expect(
+        clippy::large_enum_variant,
+        reason = "made once per request and matched at once; a box would add an allocation"
+    )
+)]
+enum Quickly {
+    Full,
+    Public,
+    Admitted(Session),
+}
+
+/// The one decision both routes take first: a public path, or an unexpired session token that
+/// the path admits (for `ASSETS`), needs nothing but a signature check; everything else is
+/// [`Quickly::Full`], decided by `App::gate` with one D1 read at most.
+fn decide_quickly(config: &Config, url: &Url, cookie: Option<&str>, now: UnixTime) -> Quickly {
+    if config.upstream_url.is_some() {
+        return Quickly::Full;
     }
-    let Ok(url) = Url::parse(url) else {
-        return Quick::Full;
-    };
     let path = url.path();
     if path == "/auth" || path.starts_with("/auth/") {
-        return Quick::Full;
+        return Quickly::Full;
     }
     match gate::admit(&config.gate, path, None) {
-        Decision::Public => return Quick::Public,
-        Decision::BadPath => return Quick::Full,
+        Decision::Public => return Quickly::Public,
+        Decision::BadPath => return Quickly::Full,
         _ => {}
     }
     let site = match &config.auth_url {
         Some(auth) => Site::from_url(auth),
-        None => Site::from_url(&url),
+        None => Site::from_url(url),
     };
     let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
-        return Quick::Full;
+        return Quickly::Full;
     };
     match token::verify(&config.keys, UntrustedSession(raw), site.origin(), now) {
         Ok(Verified::Current(session))
             if gate::admit(&config.gate, path, Some(&session)) == Decision::Admit =>
         {
-            Quick::Admitted {
-                until: session.lapses(),
-            }
+            Quickly::Admitted(session)
         }
-        _ => Quick::Full,
+        _ => Quickly::Full,
+    }
+}
+
+/// The hot path (js/entry.mjs, for requests that [`hot_path_may_decide`]): the first decision
+/// of the full route, with no I/O and no allocation beyond the URL and the token's claims.
+/// `url` is the request's URL as the runtime gives it, parsed with the full route's parser.
+pub fn quick_decision(config: &Config, url: &str, cookie: Option<&str>, now: UnixTime) -> Quick {
+    let Ok(url) = Url::parse(url) else {
+        return Quick::Full;
+    };
+    match decide_quickly(config, &url, cookie, now) {
+        Quickly::Full => Quick::Full,
+        Quickly::Public => Quick::Public,
+        Quickly::Admitted(session) => Quick::Admitted {
+            until: session.lapses(),
+        },
+    }
+}
+
+/// The sign-in page, coming back to this page (path and query) afterwards.
+fn login_redirect(req: &Request) -> super::Response {
+    let mut target = req.url.path().to_owned();
+    if let Some(q) = req.url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut r = redirect(
+        StatusCode::FOUND,
+        &format!("/auth/login?{}", encode_param("callbackUrl", &target)),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn identity(session: &Session) -> Identity {
+    let c = session.claims();
+    Identity {
+        user_id: c.sub.clone(),
+        email: c.email.clone(),
+        role: c.role.clone(),
     }
 }
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
+    /// The gate: first the hot path's own decision ([`decide_quickly`]), then, for what it
+    /// leaves, sessions from bearer tokens and renewals.
     pub(super) async fn gate(&self, req: &Request, site: &Site) -> Outcome {
+        if hot_path_may_decide(
+            req.method.as_str(),
+            req.headers.keys().map(http::HeaderName::as_str),
+        ) {
+            let cookie = req.header(header::COOKIE);
+            match decide_quickly(self.config, &req.url, cookie, self.now) {
+                Quickly::Public => return Outcome::Forward(Forward::default()),
+                Quickly::Admitted(session) => {
+                    return Outcome::Forward(Forward {
+                        identity: Some(identity(&session)),
+                        ..Forward::default()
+                    });
+                }
+                Quickly::Full => {}
+            }
+        }
         let rules = &self.config.gate;
         if gate::admit(rules, req.url.path(), None) == Decision::Public {
             // A session token never reaches the site, not even on a public path.
@@ -98,13 +180,8 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let set_cookies: Vec<String> = found.set_cookie().map(str::to_owned).into_iter().collect();
         let mut response = match gate::admit(rules, req.url.path(), found.session()) {
             Decision::Public | Decision::Admit => {
-                let identity = found.session().map(|s| Identity {
-                    user_id: s.claims().sub.clone(),
-                    email: s.claims().email.clone(),
-                    role: s.claims().role.clone(),
-                });
                 return Outcome::Forward(Forward {
-                    identity,
+                    identity: found.session().map(identity),
                     set_cookies,
                     strip_authorization: matches!(found, Found::Bearer(_)),
                 });
@@ -112,20 +189,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             Decision::NeedSession if matches!(found, Found::Unavailable) => {
                 self.unavailable(req, site)
             }
-            Decision::NeedSession if req.is_navigation() => {
-                let mut target = req.url.path().to_owned();
-                if let Some(q) = req.url.query() {
-                    target.push('?');
-                    target.push_str(q);
-                }
-                let mut r = redirect(
-                    StatusCode::FOUND,
-                    &format!("/auth/login?{}", encode_param("callbackUrl", &target)),
-                );
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
-            }
+            Decision::NeedSession if req.is_navigation() => login_redirect(req),
             Decision::NeedSession => {
                 let mut r = WireError::SessionRequired.response();
                 let challenge = if matches!(found, Found::BadBearer) {

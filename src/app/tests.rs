@@ -1343,86 +1343,88 @@ fn hot_path_decides_only_what_a_signature_check_can() {
     ]);
     let cookie = w.sign_in("ada@example.com", "111");
     let now = UnixTime(T0 + 10);
-    let quick = |path: &str, cookie: Option<&str>, bearer: bool, at: UnixTime| {
-        quick_decision(&w.config, &format!("{SITE}{path}"), cookie, bearer, at)
+    let quick = |path: &str, cookie: Option<&str>, at: UnixTime| {
+        quick_decision(&w.config, &format!("{SITE}{path}"), cookie, at)
     };
     let until = UnixTime(T0 + 300);
     assert_eq!(
-        quick("/docs/", Some(&cookie), false, now),
+        quick("/docs/", Some(&cookie), now),
         Quick::Admitted { until }
     );
     // `until` is exact: js/entry.mjs reuses the verdict while now < until, and so does this.
     assert_eq!(
-        quick("/docs/", Some(&cookie), false, UnixTime(until.secs() - 1)),
+        quick("/docs/", Some(&cookie), UnixTime(until.secs() - 1)),
         Quick::Admitted { until }
     );
-    assert_eq!(quick("/docs/", Some(&cookie), false, until), Quick::Full);
-    assert_eq!(quick("/public/x", None, false, now), Quick::Public);
-    for (path, c, bearer, at, why) in [
-        ("/docs/", None, false, now, "no session"),
+    assert_eq!(quick("/docs/", Some(&cookie), until), Quick::Full);
+    assert_eq!(quick("/public/x", None, now), Quick::Public);
+    for (path, c, at, why) in [
+        ("/docs/", None, now, "no session"),
         (
             "/docs/",
             Some(cookie.as_str()),
-            false,
             UnixTime(T0 + 300),
             "expired: renewal needs D1",
         ),
-        (
-            "/docs/",
-            Some(cookie.as_str()),
-            true,
-            now,
-            "bearer tokens take the full route",
-        ),
-        ("/admin/", Some(cookie.as_str()), false, now, "wrong role"),
-        (
-            "/auth/session",
-            Some(cookie.as_str()),
-            false,
-            now,
-            "auth routes",
-        ),
-        ("/docs/%00", Some(cookie.as_str()), false, now, "odd path"),
+        ("/admin/", Some(cookie.as_str()), now, "wrong role"),
+        ("/auth/session", Some(cookie.as_str()), now, "auth routes"),
+        ("/docs/%00", Some(cookie.as_str()), now, "odd path"),
         (
             "/docs/",
             Some("__Host-gatehouse_session=x.y.z"),
-            false,
             now,
             "bad token",
         ),
     ] {
-        assert_eq!(quick(path, c, bearer, at), Quick::Full, "{why}");
+        assert_eq!(quick(path, c, at), Quick::Full, "{why}");
     }
     // What the runtime would never send, refused rather than guessed at.
     for url in ["not a url", "", "/docs/"] {
         assert_eq!(
-            quick_decision(&w.config, url, Some(&cookie), false, now),
+            quick_decision(&w.config, url, Some(&cookie), now),
             Quick::Full,
             "{url}"
         );
     }
     // The query does not change the verdict; the path is the URL's, not the query's.
     assert!(matches!(
-        quick("/docs/?next=/admin/", Some(&cookie), false, now),
+        quick("/docs/?next=/admin/", Some(&cookie), now),
         Quick::Admitted { .. }
     ));
-    assert_eq!(
-        quick("/admin/?x=/docs/", Some(&cookie), false, now),
-        Quick::Full
-    );
+    assert_eq!(quick("/admin/?x=/docs/", Some(&cookie), now), Quick::Full);
     let up = world(&[("UPSTREAM_URL", "https://my-site.pages.dev")]);
     assert_eq!(
-        quick_decision(
-            &up.config,
-            &format!("{SITE}/docs/"),
-            Some(&cookie),
-            false,
-            now
-        ),
+        quick_decision(&up.config, &format!("{SITE}/docs/"), Some(&cookie), now),
         Quick::Full
     );
     // The full route agrees wherever the hot path admits.
     assert!(w.page("/docs/", &cookie).forward.is_some());
+}
+
+/// Which requests the hot path may decide at all: one filter for js/entry.mjs and the gate.
+#[test]
+fn only_plain_gets_without_credentials_or_identity_headers_take_the_hot_path() {
+    let names = |list: &'static [&'static str]| list.iter().copied();
+    assert!(hot_path_may_decide("GET", names(&["cookie", "accept"])));
+    assert!(hot_path_may_decide("HEAD", names(&[])));
+    for (method, headers) in [
+        ("POST", &["cookie"][..]),
+        ("GET", &["Authorization"][..]),
+        ("GET", &["authorization", "cookie"][..]),
+        ("GET", &["x-auth-role"][..]),
+        ("GET", &["X-Auth-Anything"][..]),
+        ("HEAD", &["x-AUTH-email"][..]),
+    ] {
+        assert!(
+            !hot_path_may_decide(method, names(headers)),
+            "{method} {headers:?}"
+        );
+    }
+    assert!(
+        hot_path_may_decide("GET", names(&["x-authority"])),
+        "not an identity header"
+    );
+    assert_eq!(IDENTITY_HEADER_PREFIX, "x-auth-");
 }
 
 /// The cookie a browser holds after visiting a page (renewed or not).
@@ -1949,7 +1951,7 @@ mod one_gate {
                     (None, None) => None,
                 };
                 let now = UnixTime(w.now.get());
-                let quick = quick_decision(&w.config, url.as_str(), cookie.as_deref(), false, now);
+                let quick = quick_decision(&w.config, url.as_str(), cookie.as_deref(), now);
                 let mut headers = vec![("accept", "text/html")];
                 if let Some(c) = &cookie {
                     headers.push(("cookie", c.as_str()));

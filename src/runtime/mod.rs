@@ -93,20 +93,26 @@ fn now() -> UnixTime {
     clippy::needless_pass_by_value,
     reason = "wasm-bindgen hands over owned values"
 )]
-pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>, bearer: bool) -> f64 {
+pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>) -> f64 {
     panic_hook();
     let env: Env = env.unchecked_into();
     let parsed = config(&env);
     let Ok(config) = parsed.as_ref() else {
         return 0.0;
     };
-    match app::quick_decision(config, url, cookie.as_deref(), bearer, now()) {
+    match app::quick_decision(config, url, cookie.as_deref(), now()) {
         app::Quick::Public => 1.0,
         // Unix seconds fit an f64 exactly; a time at or below 1 cannot come from a token that
         // is current now (`now` is past 1970), but stay on the safe side: full route.
         app::Quick::Admitted { until } if until.secs() > 1 => until.secs() as f64,
         app::Quick::Full | app::Quick::Admitted { .. } => 0.0,
     }
+}
+
+/// The prefix of identity headers (see [`app::IDENTITY_HEADER_PREFIX`]), for js/filter.mjs.
+#[wasm_bindgen(js_name = identityHeaderPrefix)]
+pub fn identity_header_prefix() -> String {
+    app::IDENTITY_HEADER_PREFIX.to_owned()
 }
 
 /// `Cache-Control` for a protected response (see [`app::private_cache_control`]).
@@ -240,7 +246,7 @@ async fn forward_to_site(
         if lower == "host" && config.upstream_url.is_some() {
             continue;
         }
-        if lower.starts_with("x-auth-")
+        if lower.starts_with(app::IDENTITY_HEADER_PREFIX)
             || lower == "cookie"
             || (lower == "authorization" && forward.strip_authorization)
         {
