@@ -1,0 +1,435 @@
+use std::cell::{Cell, RefCell};
+
+use std::future::Future;
+
+use std::pin::pin;
+
+use std::sync::OnceLock;
+
+use std::task::{Context, Poll, Waker};
+
+use base64::Engine as _;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use jwt_compact::alg::{ModulusBits, Rsa, RsaPrivateKey, RsaPublicKey};
+
+use jwt_compact::jwk::JsonWebKey;
+
+use jwt_compact::{AlgorithmExt, Claims, Header};
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+use crate::config::tests::config;
+
+use crate::http::{HttpError, HttpRequest, HttpResponse};
+
+use crate::store::memory::MemoryStore;
+
+const T0: i64 = 1_800_000_000;
+
+const SITE: &str = "https://site.test";
+
+const CLIENT_SECRET: &str = "shh-secret";
+
+/// Runs a future that never waits (every fake answers at once).
+fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a fake would have blocked"),
+    }
+}
+
+fn provider_key() -> &'static (RsaPrivateKey, RsaPublicKey) {
+    static KEY: OnceLock<(RsaPrivateKey, RsaPublicKey)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let (sk, pk) = Rsa::generate(&mut rand::rngs::OsRng, ModulusBits::TwoKibibytes).unwrap();
+        (sk.into_inner(), pk.into_inner())
+    })
+}
+
+/// How the fake provider misbehaves for the next code.
+#[derive(Clone, Default)]
+struct Twist {
+    token_status: Option<u16>,
+    no_id_token: bool,
+    unreachable: bool,
+}
+
+/// A Google stand-in that checks what Google checks.
+#[derive(Default)]
+struct FakeGoogle {
+    pending: RefCell<Vec<(String, String, String, serde_json::Value)>>, // code, challenge, redirect, claims
+    twist: RefCell<Twist>,
+    jwks_fetches: Cell<usize>,
+    now: Cell<i64>,
+}
+
+impl FakeGoogle {
+    fn id_token(claims: &serde_json::Value) -> String {
+        let header = Header::empty().with_key_id("g1").with_token_type("JWT");
+        Rsa::rs256()
+            .token(&header, &Claims::new(claims.clone()), &provider_key().0)
+            .unwrap()
+    }
+
+    fn json(status: u16, body: &serde_json::Value) -> HttpResponse {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("cache-control", "public, max-age=3600")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    }
+}
+
+impl HttpClient for FakeGoogle {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let twist = self.twist.borrow().clone();
+        if twist.unreachable {
+            return Err(HttpError("connection refused".into()));
+        }
+        let uri = req.uri().to_string();
+        if uri == "https://www.googleapis.com/oauth2/v3/certs" {
+            self.jwks_fetches.set(self.jwks_fetches.get() + 1);
+            let mut jwk = serde_json::to_value(JsonWebKey::from(&provider_key().1)).unwrap();
+            jwk["kid"] = "g1".into();
+            jwk["alg"] = "RS256".into();
+            jwk["use"] = "sig".into();
+            return Ok(Self::json(200, &serde_json::json!({ "keys": [jwk] })));
+        }
+        assert_eq!(uri, "https://oauth2.googleapis.com/token");
+        assert_eq!(req.method(), http::Method::POST);
+        let basic = req.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap();
+        let basic = String::from_utf8(STANDARD.decode(basic).unwrap()).unwrap();
+        assert_eq!(
+            basic,
+            format!("client-1:{CLIENT_SECRET}"),
+            "client authentication"
+        );
+        if let Some(status) = twist.token_status {
+            return Ok(Self::json(
+                status,
+                &serde_json::json!({ "error": "server_error" }),
+            ));
+        }
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(req.body())
+                .into_owned()
+                .collect();
+        assert_eq!(form["grant_type"], "authorization_code");
+        let mut pending = self.pending.borrow_mut();
+        let Some(i) = pending.iter().position(|(c, ..)| *c == form["code"]) else {
+            return Ok(Self::json(
+                400,
+                &serde_json::json!({ "error": "invalid_grant" }),
+            ));
+        };
+        let (_, challenge, redirect, claims) = pending.remove(i);
+        assert_eq!(form["redirect_uri"], redirect);
+        let verifier_hash =
+            URL_SAFE_NO_PAD.encode(Sha256::digest(form["code_verifier"].as_bytes()));
+        if verifier_hash != challenge {
+            return Ok(Self::json(
+                400,
+                &serde_json::json!({ "error": "invalid_grant" }),
+            ));
+        }
+        let mut body = serde_json::json!({ "access_token": "ya29.x", "token_type": "Bearer", "expires_in": 3599 });
+        if !twist.no_id_token {
+            body["id_token"] = Self::id_token(&claims).into();
+        }
+        Ok(Self::json(200, &body))
+    }
+}
+
+/// Deterministic randomness: each call a new counter value.
+#[derive(Default)]
+struct Counter(Cell<u8>);
+
+impl Random for Counter {
+    fn fill(&self, buf: &mut [u8]) {
+        self.0.set(self.0.get().wrapping_add(1));
+        buf.fill(self.0.get());
+    }
+}
+
+#[derive(Default)]
+struct Logs(RefCell<Vec<String>>);
+
+impl Log for Logs {
+    fn line(&self, line: &str) {
+        self.0.borrow_mut().push(line.to_owned());
+    }
+}
+
+struct World {
+    config: Config,
+    google: FakeGoogle,
+    store: MemoryStore,
+    jwks: RefCell<JwksCache>,
+    sessions: RefCell<SessionMemory>,
+    logs: Logs,
+    random: Counter,
+    now: Cell<i64>,
+}
+
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    body: String,
+    headers: HeaderMap,
+    forward: Option<Forward>,
+}
+
+impl Reply {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap()[name.len() + 1..].to_owned())
+    }
+}
+
+fn world(extra: &[(&str, &str)]) -> World {
+    let mut vars = vec![("AUTH_URL", SITE), ("ADMIN_EMAILS", "boss@example.com")];
+    vars.extend_from_slice(extra);
+    World {
+        config: config(&vars),
+        google: FakeGoogle::default(),
+        store: MemoryStore::default(),
+        jwks: RefCell::default(),
+        sessions: RefCell::default(),
+        logs: Logs::default(),
+        random: Counter::default(),
+        now: Cell::new(T0),
+    }
+}
+
+fn google_claims(email: &str, sub: &str) -> serde_json::Value {
+    serde_json::json!({
+        "iss": "https://accounts.google.com", "aud": "client-1", "azp": "client-1", "sub": sub,
+        "email": email, "email_verified": true, "name": "Ada Lovelace",
+        "picture": "https://lh3.googleusercontent.com/a/x", "iat": T0, "exp": T0 + 3600,
+    })
+}
+
+impl World {
+    fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let req = Request {
+            method,
+            url: Url::parse(&format!("{SITE}{path_and_query}")).unwrap(),
+            headers: map,
+            body: body.as_bytes().to_vec(),
+        };
+        self.google.now.set(self.now.get());
+        let app = App {
+            config: &self.config,
+            http: &self.google,
+            store: &self.store,
+            random: &self.random,
+            jwks: &self.jwks,
+            sessions: &self.sessions,
+            log: &self.logs,
+            now: UnixTime(self.now.get()),
+        };
+        match run(app.handle(&req)) {
+            Outcome::Respond(r) => Reply {
+                status: r.status().as_u16(),
+                location: r
+                    .headers()
+                    .get("location")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                cookies: r
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect(),
+                body: String::from_utf8(r.body().clone()).unwrap(),
+                headers: r.headers().clone(),
+                forward: None,
+            },
+            Outcome::Forward(f) => Reply {
+                status: 0,
+                location: None,
+                cookies: f.set_cookies.clone(),
+                body: String::new(),
+                headers: HeaderMap::new(),
+                forward: Some(f),
+            },
+        }
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request(Method::GET, path, headers, "")
+    }
+
+    /// Starts a sign-in; returns the state cookie and the authorization URL.
+    fn start(&self, callback: &str) -> (String, Url) {
+        let r = self.get(&format!("/auth/login/google?callbackUrl={callback}"), &[]);
+        assert_eq!(r.status, 302);
+        (
+            r.cookie("__Host-gatehouse_state").unwrap(),
+            Url::parse(r.location.as_ref().unwrap()).unwrap(),
+        )
+    }
+
+    /// The provider's side: approves with `claims` (nonce filled from the request).
+    fn approve(&self, authorize: &Url, mut claims: serde_json::Value) -> (String, String) {
+        let q = |name: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        if claims.get("nonce").is_none() {
+            claims["nonce"] = q("nonce").into();
+        }
+        let code = format!(
+            "code-{}",
+            self.google.pending.borrow().len() + usize::try_from(self.now.get()).unwrap()
+        );
+        self.google.pending.borrow_mut().push((
+            code.clone(),
+            q("code_challenge"),
+            q("redirect_uri"),
+            claims,
+        ));
+        (code, q("state"))
+    }
+
+    fn callback(&self, state_cookie: &str, code: &str, state: &str) -> Reply {
+        let cookie = format!("__Host-gatehouse_state={state_cookie}");
+        self.get(
+            &format!("/auth/callback/google?code={code}&state={state}"),
+            &[("cookie", &cookie)],
+        )
+    }
+
+    fn sign_in_with(&self, claims: serde_json::Value) -> Reply {
+        let (state_cookie, authorize) = self.start("/docs/");
+        let (code, state) = self.approve(&authorize, claims);
+        self.callback(&state_cookie, &code, &state)
+    }
+
+    /// Signs in and returns the `Cookie` header value.
+    fn sign_in(&self, email: &str, sub: &str) -> String {
+        let r = self.sign_in_with(google_claims(email, sub));
+        assert_eq!(
+            r.status,
+            302,
+            "{:?} {}",
+            r.location,
+            self.logs.0.borrow().join("\n")
+        );
+        format!(
+            "__Host-gatehouse_session={}",
+            r.cookie("__Host-gatehouse_session")
+                .expect("session cookie")
+        )
+    }
+
+    fn page(&self, path: &str, cookie: &str) -> Reply {
+        self.get(path, &[("cookie", cookie), ("accept", "text/html")])
+    }
+
+    fn session_json(&self, cookie: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get("/auth/session", &[("cookie", cookie)]).body).unwrap()
+    }
+
+    fn advance(&self, secs: i64) {
+        self.now.set(self.now.get() + secs);
+    }
+
+    fn user_id(&self, cookie: &str) -> String {
+        self.session_json(cookie)["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn error_code(r: &Reply) -> &str {
+    r.location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/auth/error?error="))
+        .map_or("(no error redirect)", |rest| {
+            rest.split('&').next().unwrap_or_default()
+        })
+}
+
+impl World {
+    /// Signs out with the CSRF token that the sign-out page shows to `cookie`.
+    fn sign_out_from_page(&self, cookie: &str, query: &str) -> Reply {
+        let page = self.get(
+            "/auth/logout",
+            &[("cookie", cookie), ("accept", "text/html")],
+        );
+        let marker = "name=\"csrfToken\" value=\"";
+        let start = page.body.find(marker).expect("a CSRF token on the page") + marker.len();
+        let token = page.body[start..].split('"').next().unwrap().to_owned();
+        self.request(
+            Method::POST,
+            &format!("/auth/logout{query}"),
+            &[("cookie", cookie), ("origin", SITE)],
+            &format!("csrfToken={token}"),
+        )
+    }
+}
+
+/// The cookie a browser holds after visiting a page (renewed or not).
+fn after_visit(w: &World, cookie: &str) -> String {
+    w.page("/docs/", cookie)
+        .cookie("__Host-gatehouse_session")
+        .filter(|c| !c.is_empty())
+        .map_or_else(
+            || cookie.to_owned(),
+            |c| format!("__Host-gatehouse_session={c}"),
+        )
+}
+
+fn admin_post(w: &World, cookie: &str, fields: &[(&str, &str)]) -> Reply {
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", cookie)]).body).unwrap();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("csrfToken", csrf["csrfToken"].as_str().unwrap());
+    for (k, v) in fields {
+        form.append_pair(k, v);
+    }
+    w.request(
+        Method::POST,
+        "/auth/admin",
+        &[("cookie", cookie), ("origin", SITE)],
+        &form.finish(),
+    )
+}
+
+mod admin;
+mod gate;
+mod one_gate;
+mod sessions;
+mod sign_in;

@@ -1,0 +1,155 @@
+//! The hot path and the full route are one rule set: whatever `quick_decision` decides on its
+//! own (public, or admitted until a time), `App::handle` decides the same for the same URL and
+//! cookie, for generated paths (percent-encodings, dot segments, `;`, `\\`, `//`, Unicode,
+//! Static Assets aliases), cookies (current, expired, forged, several, none) and rule sets.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+
+use super::*;
+
+const SEGMENTS: &[&str] = &[
+    "public",
+    "admin",
+    "docs",
+    "finance",
+    "a",
+    "q3.html",
+    "index.html",
+    "index",
+    "x.html",
+    ".",
+    "..",
+    "%2e",
+    "%2E%2e",
+    ".%2e",
+    "..;",
+    ";x",
+    "a;b",
+    "%3b",
+    "%2F",
+    "%2f",
+    "%5C",
+    "\\",
+    "",
+    "%61dmin",
+    "%64ocs",
+    "caf%C3%A9",
+    "café",
+    "%00",
+    "%ff",
+    "%252e%252e",
+    "%20",
+    "~",
+    "favicon.ico",
+    "auth",
+];
+
+const PUBLIC: &[&str] = &[
+    "",
+    "/public/*",
+    "/public/*,/favicon.ico",
+    "/*",
+    "/docs.html",
+];
+const ROLES: &[&str] = &[
+    "",
+    "/admin/*=admin",
+    "/docs/*=staff,/admin/*=admin",
+    "/finance/q3.html=finance",
+    "/=staff",
+];
+
+fn path() -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(proptest::sample::select(SEGMENTS), 0..6),
+        any::<bool>(),
+        proptest::option::of(proptest::sample::select(&["x=1", "a=%2F..%2F", ""][..])),
+    )
+        .prop_map(|(segments, trailing, query)| {
+            let mut p = format!("/{}", segments.join("/"));
+            if trailing && !p.ends_with('/') {
+                p.push('/');
+            }
+            if let Some(q) = query {
+                p.push('?');
+                p.push_str(q);
+            }
+            p
+        })
+}
+
+#[test]
+fn the_hot_path_never_decides_what_the_full_route_would_not() {
+    let mut worlds = Vec::new();
+    for public in PUBLIC {
+        for roles in ROLES {
+            let w = world(&[("PUBLIC_PATHS", public), ("ROLE_PATHS", roles)]);
+            let user = w.sign_in("ada@example.com", "1");
+            let admin = w.sign_in("boss@example.com", "2");
+            let forged = format!("{user}x");
+            let expired = w.sign_in("eve@example.com", "3");
+            worlds.push((w, [user, admin, forged, expired]));
+        }
+    }
+    // The expired cookie's token lapses: every world moves past its interval, then the
+    // two current cookies are issued anew.
+    for (w, cookies) in &mut worlds {
+        w.advance(301);
+        cookies[0] = w.sign_in("ada@example.com", "1");
+        cookies[1] = w.sign_in("boss@example.com", "2");
+    }
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..RunnerConfig::default()
+    });
+    let strategy = (
+        0..worlds.len(),
+        path(),
+        proptest::option::of(0..4usize),
+        proptest::option::of(0..4usize),
+    );
+    runner
+        .run(&strategy, |(i, raw, first, second)| {
+            let (w, cookies) = &worlds[i];
+            // The runtime hands the gate its URL parser's reading of the request line.
+            let Ok(url) = Url::parse(&format!("{SITE}{raw}")) else {
+                return Ok(());
+            };
+            let path_and_query = &url[url::Position::BeforePath..];
+            let cookie = match (first, second) {
+                (Some(a), Some(b)) => Some(format!(
+                    "theme=dark; {}; pref=café; {}",
+                    cookies[a], cookies[b]
+                )),
+                (Some(a), None) | (None, Some(a)) => Some(cookies[a].clone()),
+                (None, None) => None,
+            };
+            let now = UnixTime(w.now.get());
+            let quick = quick_decision(&w.config, url.as_str(), cookie.as_deref(), now);
+            let mut headers = vec![("accept", "text/html")];
+            if let Some(c) = &cookie {
+                headers.push(("cookie", c.as_str()));
+            }
+            let full = w.get(path_and_query, &headers);
+            match quick {
+                Quick::Full => {}
+                Quick::Public => prop_assert!(
+                    full.forward.as_ref().is_some_and(|f| f.identity.is_none()),
+                    "{raw}: hot path public, full route {}",
+                    full.status
+                ),
+                Quick::Admitted { until } => {
+                    prop_assert!(until > now, "{raw}: admitted until the past");
+                    prop_assert!(
+                        full.forward.as_ref().is_some_and(|f| f.identity.is_some()),
+                        "{raw} with {cookie:?}: hot path admitted, full route {}",
+                        full.status
+                    );
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}

@@ -1,0 +1,394 @@
+//! Sessions: renewal, revocation, sign-out, bearer tokens, the isolate's memory, D1 outages.
+
+use super::*;
+
+#[test]
+fn hot_path_never_reads_the_store() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    for _ in 0..50 {
+        w.advance(5);
+        let r = w.page("/docs/", &cookie);
+        assert!(
+            r.forward.as_ref().is_some_and(|f| f.identity.is_some()),
+            "admitted"
+        );
+        assert!(r.cookies.is_empty(), "no renewal while the token is fresh");
+    }
+    assert_eq!(w.store.reads.get(), 0);
+}
+
+#[test]
+fn expired_token_is_renewed_with_one_read_and_the_current_role() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.role = "editor".into());
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    let f = r.forward.expect("admitted after renewal");
+    assert_eq!(f.identity.unwrap().role, "editor");
+    assert_eq!(w.store.reads.get(), 1);
+    assert_eq!(f.set_cookies.len(), 1);
+    assert!(
+        f.set_cookies[0].contains(&format!("Max-Age={}", 2_592_000 - 300)),
+        "{:?}",
+        f.set_cookies
+    );
+}
+
+#[test]
+fn parallel_tabs_renewing_the_same_token_both_stay_signed_in() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    let a = w.page("/docs/", &cookie);
+    let b = w.page("/docs/", &cookie);
+    assert!(a.forward.is_some() && b.forward.is_some());
+    let renewed = format!(
+        "__Host-gatehouse_session={}",
+        a.cookie("__Host-gatehouse_session").unwrap()
+    );
+    assert!(w.page("/docs/", &renewed).forward.is_some());
+}
+
+#[test]
+fn revoked_session_ends_at_the_next_renewal() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let other = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &cookie), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
+    assert!(
+        r.cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-gatehouse_session=;") && c.contains("Max-Age=0"))
+    );
+    // Within the interval a copy of the token still works (the documented bound)...
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    w.advance(300);
+    // ...after it, renewal refuses it; the other session is untouched.
+    let r = w.page("/docs/", &cookie);
+    assert_eq!(r.status, 302);
+    assert!(
+        r.cookies.iter().any(|c| c.contains("Max-Age=0")),
+        "cookie cleared"
+    );
+    assert!(w.page("/docs/", &other).forward.is_some());
+}
+
+#[test]
+fn a_form_posted_from_our_no_referrer_page_signs_out() {
+    // Chromium sends `Origin: null` from a page with `Referrer-Policy: no-referrer`.
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", "null"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let r = w.request(Method::POST, "/auth/logout", &headers, &body);
+    assert_eq!(r.status, 303);
+}
+
+#[test]
+fn sign_out_everywhere_ends_every_session_of_the_user() {
+    let w = world(&[]);
+    let a = w.sign_in("ada@example.com", "111");
+    let b = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &a)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout?all=1",
+        &[("cookie", &a), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!(r.status, 303);
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &b).status, 302);
+}
+
+#[test]
+fn disabled_user_is_out_within_the_interval() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.disabled_at = Some(T0));
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &cookie).status, 302);
+    let r = w.sign_in_with(google_claims("ada@example.com", "111"));
+    assert_eq!(error_code(&r), "AccessDenied");
+}
+
+#[test]
+fn sign_out_without_csrf_token_or_from_another_site_changes_nothing() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let good = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    for (headers, body) in [
+        (
+            vec![("cookie", cookie.as_str()), ("origin", SITE)],
+            String::new(),
+        ),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", SITE)],
+            "csrfToken=forged".to_owned(),
+        ),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", "https://evil.test")],
+            good.clone(),
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            good.clone(),
+        ),
+        (vec![("cookie", cookie.as_str())], good.clone()),
+        (
+            vec![("cookie", cookie.as_str()), ("origin", "null")],
+            good.clone(),
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            good.clone(),
+        ),
+    ] {
+        let r = w.request(Method::POST, "/auth/logout", &headers, &body);
+        assert_eq!(r.status, 403, "{headers:?} {body}");
+        assert!(r.cookies.is_empty());
+    }
+    let r = w.get("/auth/logout", &[("cookie", &cookie)]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("name=\"csrfToken\""), "{}", r.body);
+    w.advance(300);
+    assert!(
+        w.page("/docs/", &cookie).forward.is_some(),
+        "still signed in"
+    );
+}
+
+#[test]
+fn tampered_and_foreign_cookies_are_refused_and_cleared() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let mut tampered = cookie.clone().into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let other_site = world(&[("AUTH_URL", "https://other.test")]).sign_in("ada@example.com", "111");
+    for c in [
+        tampered.as_str(),
+        other_site.as_str(),
+        "__Host-gatehouse_session=%%%",
+        "__Host-gatehouse_session=a.b.c",
+    ] {
+        let r = w.page("/docs/", c);
+        assert_eq!(r.status, 302, "{c}");
+        assert!(r.cookies.iter().any(|k| k.contains("Max-Age=0")), "{c}");
+        assert_eq!(w.session_json(c), serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn bearer_tokens_work_for_apis_but_are_never_renewed() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let bearer = format!("Bearer {token}");
+    let f = w
+        .get("/api/x", &[("authorization", &bearer)])
+        .forward
+        .unwrap();
+    assert!(
+        f.strip_authorization,
+        "the site never sees the session token"
+    );
+    // Another scheme is the site's own business: the cookie still decides.
+    let r = w.get(
+        "/api/x",
+        &[("authorization", "Basic dTpw"), ("cookie", &cookie)],
+    );
+    assert!(r.forward.is_some_and(|f| !f.strip_authorization));
+    w.advance(300);
+    let r = w.get("/api/x", &[("authorization", &bearer)]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(w.store.reads.get(), 0);
+}
+
+#[test]
+fn store_failures_never_give_a_session() {
+    let w = world(&[]);
+    w.store.broken.set(true);
+    let r = w.sign_in_with(google_claims("ada@example.com", "1"));
+    // An outage is not the operator's configuration: "try again in a moment".
+    assert_eq!(error_code(&r), "Unavailable");
+    assert!(r.cookie("__Host-gatehouse_session").is_none());
+    w.store.broken.set(false);
+    let cookie = w.sign_in("ada@example.com", "1");
+    w.store.broken.set(true);
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    assert!(r.forward.is_none(), "no session while D1 is down");
+    assert_eq!(r.status, 503, "not the sign-in page: {}", r.body);
+    assert_eq!(r.headers["retry-after"], "5");
+    assert!(
+        r.body.contains("Try again") && r.body.contains("href=\"/docs/\""),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not set up correctly"), "{}", r.body);
+    assert!(r.cookies.is_empty(), "but the cookie is kept for later");
+    let api = w.get(
+        "/docs/",
+        &[("cookie", &cookie), ("accept", "application/json")],
+    );
+    assert_eq!(
+        (api.status, api.body.as_str()),
+        (503, r#"{"error":"Unavailable"}"#)
+    );
+    let session = w.get("/auth/session", &[("cookie", &cookie)]);
+    assert_eq!(
+        session.status, 503,
+        "not `null`, which would mean signed out"
+    );
+    assert_eq!(w.get("/auth/csrf", &[("cookie", &cookie)]).status, 503);
+    assert_eq!(w.get("/auth/verify", &[("cookie", &cookie)]).status, 503);
+    let admin = w.get(
+        "/auth/admin",
+        &[("cookie", &cookie), ("accept", "text/html")],
+    );
+    assert_eq!(admin.status, 503);
+    w.store.broken.set(false);
+    assert!(
+        w.page("/docs/", &cookie).forward.is_some(),
+        "back once D1 is"
+    );
+}
+
+/// Issue 13, item 8: a copy of a revoked session's cookie, past its token's `exp`, cannot
+/// sign the user out of their newer sessions.
+#[test]
+fn an_expired_copy_of_a_revoked_session_cannot_sign_out_everywhere() {
+    let w = world(&[]);
+    let stolen = w.sign_in("ada@example.com", "111");
+    // The owner signs that session out (say, after losing the laptop) and signs in again.
+    assert_eq!(w.sign_out_from_page(&stolen, "").status, 303);
+    let fresh = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    // The thief's copy still gets the sign-out page with a CSRF token, but acting on it asks
+    // D1 first: nothing is revoked, and the copy's cookie is cleared.
+    let r = w.sign_out_from_page(&stolen, "?all=1");
+    assert_eq!(r.status, 303);
+    assert!(r.cookies.iter().any(|c| c.contains("Max-Age=0")));
+    assert!(
+        w.page("/docs/", &fresh).forward.is_some(),
+        "the owner's new session lives on"
+    );
+    // A live session whose token expired may still sign out everywhere.
+    let w = world(&[]);
+    let a = w.sign_in("bo@example.com", "222");
+    let b = w.sign_in("bo@example.com", "222");
+    w.advance(301);
+    assert_eq!(w.sign_out_from_page(&a, "?all=1").status, 303);
+    assert_eq!(w.page("/docs/", &b).status, 302, "every session ended");
+}
+
+/// Issue 13, item 9: replaying one expired token (a client that never keeps the renewed
+/// cookie, or a copy of a revoked session) costs one D1 read, not one per request.
+#[test]
+fn replaying_an_expired_token_reads_d1_once() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    let first = w.page("/docs/", &cookie);
+    let token = first.cookie("__Host-gatehouse_session").expect("renewed");
+    for _ in 0..20 {
+        let again = w.page("/docs/", &cookie);
+        assert!(again.forward.is_some());
+        assert_eq!(
+            again.cookie("__Host-gatehouse_session"),
+            Some(token.clone()),
+            "the same renewal"
+        );
+    }
+    assert_eq!(w.store.reads.get(), 1, "one D1 read for 21 requests");
+    // The renewal is handed out only while its token is current: then D1 is asked again.
+    w.advance(300);
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    assert_eq!(w.store.reads.get(), 2);
+
+    // A revoked session is refused from memory for one interval.
+    let id = w.user_id(&cookie);
+    w.store.update_user(&id, |u| u.disabled_at = Some(T0));
+    w.advance(301);
+    for _ in 0..20 {
+        assert_eq!(w.page("/docs/", &cookie).status, 302);
+    }
+    assert_eq!(
+        w.store.reads.get(),
+        3,
+        "one read refuses, memory refuses the rest"
+    );
+    // Re-enabled: back within the interval, not never.
+    w.store.update_user(&id, |u| u.disabled_at = None);
+    w.advance(300);
+    assert!(w.page("/docs/", &cookie).forward.is_some());
+    assert_eq!(w.store.reads.get(), 4);
+}
+
+/// Another site cookie holding UTF-8 (`pref=café`) must not hide the session from the full
+/// route: renewal, `/auth/session` and sign-out all read the same `Cookie` header the hot path
+/// reads.
+#[test]
+fn a_utf8_site_cookie_does_not_hide_the_session() {
+    let w = world(&[]);
+    let session = w.sign_in("ada@example.com", "111");
+    let cookie = format!("pref=café; {session}; 名=値");
+    assert_eq!(
+        w.session_json(&cookie)["user"]["email"],
+        "ada@example.com",
+        "/auth/session"
+    );
+    w.advance(300);
+    let r = w.page("/docs/", &cookie);
+    let f = r.forward.expect("admitted after renewal");
+    assert!(f.identity.is_some());
+    assert_eq!(f.set_cookies.len(), 1, "renewed: {:?}", f.set_cookies);
+    let csrf: serde_json::Value =
+        serde_json::from_str(&w.get("/auth/csrf", &[("cookie", &cookie)]).body).unwrap();
+    let body = format!("csrfToken={}", csrf["csrfToken"].as_str().unwrap());
+    let r = w.request(
+        Method::POST,
+        "/auth/logout",
+        &[("cookie", &cookie), ("origin", SITE)],
+        &body,
+    );
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
+    w.advance(300);
+    assert_eq!(w.page("/docs/", &cookie).status, 302, "signed out");
+}
