@@ -14,17 +14,13 @@ const MAX_AGE: i64 = 30 * 86_400;
 /// One check of the contract.
 type Check = Result<(), String>;
 
-fn fail(what: impl Into<String>) -> String {
-    what.into()
-}
-
 #[expect(clippy::needless_pass_by_value, reason = "handed over by `map_err`")]
 fn store(e: StoreError) -> String {
     format!("store error: {}", e.0)
 }
 
 fn expect(ok: bool, what: &str) -> Check {
-    if ok { Ok(()) } else { Err(fail(what)) }
+    if ok { Ok(()) } else { Err(what.to_owned()) }
 }
 
 /// A sign-in of Google account `sub` with `email` at `T0 + at`, session `sid`.
