@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse::session::keys::KeySet;
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::{Value, json};
 
@@ -113,7 +114,11 @@ fn keygen(
         return Err(format!("kid {kid:?} is already in the set"));
     }
     keys.insert(0, new_key(alg, &kid)?);
-    Ok(json!({ "keys": keys }).to_string())
+    let set = json!({ "keys": keys }).to_string();
+    // What the worker will read: its own parser checks every key before anything is printed.
+    KeySet::from_jwk_set(&set)
+        .map_err(|problems| format!("the new key set would be refused: {}", problems.join("; ")))?;
+    Ok(set)
 }
 
 fn users_main(args: &[String]) -> ExitCode {
@@ -256,6 +261,9 @@ mod tests {
         assert!(keygen(&args(&["--rotate"]), || Ok("{}".into())).is_err());
         assert!(keygen(&args(&["--alg", "rs256"]), no_stdin).is_err());
         assert!(keygen(&args(&["--kid"]), no_stdin).is_err());
+        // Checked by the worker's own parser before printing: an empty kid is refused there.
+        let empty = keygen(&args(&["--kid", ""]), no_stdin).unwrap_err();
+        assert!(empty.contains("would be refused"), "{empty}");
         let old = keygen(&args(&["--kid", "k"]), no_stdin).unwrap();
         assert!(keygen(&args(&["--rotate", "--kid", "k"]), || Ok(old.clone())).is_err());
     }
