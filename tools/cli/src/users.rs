@@ -239,152 +239,122 @@ pub enum Command {
     Change { email: Email, action: Action },
 }
 
-/// Reads the value of an option: `--name=value`, or the next argument (which must not look
-/// like another option).
-fn option_value<'a>(
-    name: &str,
-    inline: Option<&'a str>,
-    rest: &mut impl Iterator<Item = &'a String>,
-) -> Result<&'a str, Failure> {
-    match inline {
-        Some(v) => Ok(v),
-        None => match rest.next() {
-            Some(v) if !v.starts_with("--") => Ok(v),
-            _ => Err(usage(format!("{name} takes a value"))),
-        },
-    }
+/// `gatehouse users …` as clap reads it; [`parse_args`] turns it into a [`Command`].
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "gatehouse users",
+    bin_name = "gatehouse users",
+    disable_help_subcommand = true
+)]
+struct UsersArgs {
+    /// The local database of `wrangler dev` (the default)
+    #[arg(long, global = true, conflicts_with = "remote")]
+    local: bool,
+    /// The deployed database
+    #[arg(long, global = true)]
+    remote: bool,
+    /// D1 binding or database name
+    #[arg(long, global = true, value_parser = database_name)]
+    database: Option<String>,
+    /// The wrangler configuration file
+    #[arg(long, global = true, value_parser = non_empty)]
+    config: Option<String>,
+    /// Local state directory (with --local)
+    #[arg(long, global = true, value_parser = non_empty, conflicts_with = "remote")]
+    persist_to: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
 }
 
-fn non_empty(name: &str, v: &str) -> Result<String, Failure> {
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LIMIT)))]
+        limit: Option<u32>,
+    },
+    SetRole {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+        #[arg(value_parser = Role::parse)]
+        role: Role,
+    },
+    Disable {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Enable {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Revoke {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Help,
+}
+
+fn non_empty(v: &str) -> Result<String, String> {
     if v.is_empty() {
-        Err(usage(format!("{name} takes a non-empty value")))
+        Err("takes a non-empty value".into())
     } else {
         Ok(v.to_owned())
     }
 }
 
+/// A D1 binding or database name: 1 to 64 letters, digits, `_` and `-`, not starting with `-`.
+fn database_name(db: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&db.len())
+        && !db.starts_with('-')
+        && db
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(db.to_owned())
+    } else {
+        Err("a D1 binding or database name is letters, digits, _ and -".into())
+    }
+}
+
 /// Parses the arguments after `users`.
 pub fn parse_args(args: &[String]) -> Result<(Command, Target), Failure> {
-    let mut target = Target::default();
-    let (mut local, mut remote) = (false, false);
-    let mut search: Option<Option<Search>> = None;
-    let mut limit: Option<u32> = None;
-    let mut positional: Vec<&str> = Vec::new();
-    let mut only_positional = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if only_positional || !arg.starts_with('-') || arg == "-" {
-            positional.push(arg);
-            continue;
+    let args = std::iter::once("gatehouse users".to_owned()).chain(args.iter().cloned());
+    let parsed = match <UsersArgs as clap::Parser>::try_parse_from(args) {
+        Ok(parsed) => parsed,
+        // USAGE is the help.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok((Command::Help, Target::default()));
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (arg.as_str(), None),
-        };
-        let flag = |set: &mut bool| {
-            if inline.is_some() {
-                Err(usage(format!("{name} takes no value")))
-            } else {
-                *set = true;
-                Ok(())
-            }
-        };
-        match name {
-            "-h" | "--help" => return Ok((Command::Help, target)),
-            "--" => only_positional = true,
-            "--local" => flag(&mut local)?,
-            "--remote" => flag(&mut remote)?,
-            "--database" => {
-                let db = option_value(name, inline, &mut it)?;
-                let ok = (1..=64).contains(&db.len())
-                    && !db.starts_with('-')
-                    && db
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if !ok {
-                    return Err(usage(format!(
-                        "--database {db:?}: a D1 binding or database name is letters, digits, _ and -"
-                    )));
-                }
-                target.database = db.to_owned();
-            }
-            "--config" => {
-                target.config = Some(non_empty(name, option_value(name, inline, &mut it)?)?)
-            }
-            "--persist-to" => {
-                target.persist_to = Some(non_empty(name, option_value(name, inline, &mut it)?)?)
-            }
-            "--search" => {
-                search = Some(Search::parse(option_value(name, inline, &mut it)?).map_err(usage)?)
-            }
-            "--limit" => {
-                let v = option_value(name, inline, &mut it)?;
-                match v.parse::<u32>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = Some(n),
-                    _ => {
-                        return Err(usage(format!(
-                            "--limit {v:?}: give a whole number from 1 to {MAX_LIMIT}"
-                        )));
-                    }
-                }
-            }
-            other => return Err(usage(format!("unknown option {other:?}"))),
-        }
-    }
-    if local && remote {
-        return Err(usage("--local and --remote exclude each other"));
-    }
-    target.remote = remote;
-    if remote && target.persist_to.is_some() {
-        return Err(usage(
-            "--persist-to is for the local database (not with --remote)",
-        ));
-    }
-
-    let Some((&sub, operands)) = positional.split_first() else {
-        return Ok((Command::Help, target));
-    };
-    let is_list = sub == "list";
-    if !is_list && (search.is_some() || limit.is_some()) {
-        return Err(usage("--search and --limit go with `users list` only"));
-    }
-    let expect = |n: usize, shape: &str| {
-        if operands.len() == n {
-            Ok(())
-        } else {
-            Err(usage(format!("usage: gatehouse users {sub} {shape}")))
+        Err(e) => {
+            let message = e.render().to_string();
+            return Err(usage(message.trim_end().trim_start_matches("error: ")));
         }
     };
-    let email = |raw: &str| Email::parse(raw).map_err(usage);
-    let command = match sub {
-        "help" => Command::Help,
-        "list" => {
-            expect(0, "[--search TEXT] [--limit N] [D1 options]")?;
-            Command::List {
-                search: search.flatten(),
-                limit: limit.unwrap_or(DEFAULT_LIMIT),
-            }
-        }
-        "set-role" => {
-            expect(2, "EMAIL ROLE [D1 options]")?;
-            Command::Change {
-                email: email(operands[0])?,
-                action: Action::SetRole(Role::parse(operands[1]).map_err(usage)?),
-            }
-        }
-        "disable" | "enable" | "revoke" => {
-            expect(1, "EMAIL [D1 options]")?;
-            let action = match sub {
-                "disable" => Action::Disable,
-                "enable" => Action::Enable,
-                _ => Action::Revoke,
-            };
-            Command::Change {
-                email: email(operands[0])?,
-                action,
-            }
-        }
-        other => return Err(usage(format!("unknown users command {other:?}"))),
+    let target = Target {
+        remote: parsed.remote,
+        database: parsed
+            .database
+            .unwrap_or_else(|| Target::default().database),
+        config: parsed.config,
+        persist_to: parsed.persist_to,
+    };
+    let change = |email, action| Command::Change { email, action };
+    let command = match parsed.command {
+        None | Some(Sub::Help) => Command::Help,
+        Some(Sub::List { search, limit }) => Command::List {
+            search: search
+                .as_deref()
+                .map(Search::parse)
+                .transpose()
+                .map_err(usage)?
+                .flatten(),
+            limit: limit.unwrap_or(DEFAULT_LIMIT),
+        },
+        Some(Sub::SetRole { email, role }) => change(email, Action::SetRole(role)),
+        Some(Sub::Disable { email }) => change(email, Action::Disable),
+        Some(Sub::Enable { email }) => change(email, Action::Enable),
+        Some(Sub::Revoke { email }) => change(email, Action::Revoke),
     };
     Ok((command, target))
 }
