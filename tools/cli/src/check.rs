@@ -155,7 +155,7 @@ pub fn check(text: &str, base: &Path) -> Result<Vec<Finding>, String> {
 
 /// `gatehouse check [--config PATH]`: prints the findings; an error fails.
 pub fn main(config: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(&config)
+    let text = std::fs::read_to_string(config)
         .map_err(|e| format!("reading {}: {e}", config.display()))?;
     let base = config.parent().unwrap_or(Path::new("."));
     let found = check(&text, base)?;
