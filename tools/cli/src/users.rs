@@ -39,8 +39,10 @@ commands:
   SESSION_CHECK_INTERVAL (300 s unless configured otherwise). Every change writes an audit_log
   row: action cli:set-role, cli:disable, cli:enable or cli:revoke, target the user id (and the
   role), no actor.
+  EMAIL is read as the worker reads emails (trimmed, lowercased, one @, printable ASCII).
   `wrangler d1 execute` has no bound parameters, so values are written into the SQL: an EMAIL
-  with quotes, backslashes, spaces or more than one @ is refused before anything runs.
+  with quotes, backslashes, semicolons, spaces or more than one @ is refused before anything
+  runs.
 
 D1 options:
   --local            the local database of `wrangler dev` (the default)
