@@ -101,6 +101,15 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
+/// Whether `role` is well formed as a role name: 1 to 32 ASCII letters, digits, `_` or `-`.
+/// The command line (`gatehouse users set-role`) accepts exactly these.
+pub fn is_role_name(role: &str) -> bool {
+    (1..=32).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The roles an admin may give: `user`, `admin` and every role named in `ROLE_PATHS`.
 pub fn allowed_roles(config: &Config) -> Vec<String> {
     let mut roles = vec![String::from("user"), String::from("admin")];

@@ -198,6 +198,18 @@ impl AdminAction {
         }
     }
 
+    /// The audit log's `action` when the command line (`gatehouse users …`) made the change:
+    /// `cli:` and the command's name.
+    pub fn cli_name(&self) -> &'static str {
+        match self {
+            Self::SetRole { .. } => "cli:set-role",
+            Self::Disable { .. } => "cli:disable",
+            Self::Enable { .. } => "cli:enable",
+            Self::RevokeSession { .. } => "cli:revoke-session",
+            Self::RevokeAll { .. } => "cli:revoke",
+        }
+    }
+
     /// The audit log's `target`.
     pub fn target(&self) -> String {
         match self {

@@ -154,16 +154,8 @@ pub fn check(text: &str, base: &Path) -> Result<Vec<Finding>, String> {
 }
 
 /// `gatehouse check [--config PATH]`: prints the findings; an error fails.
-pub fn main(args: &[String]) -> Result<String, String> {
-    let mut config = PathBuf::from("wrangler.toml");
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--config" => config = it.next().ok_or("--config needs a path")?.into(),
-            other => return Err(format!("check: unknown argument {other}")),
-        }
-    }
-    let text = std::fs::read_to_string(&config)
+pub fn main(config: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(config)
         .map_err(|e| format!("reading {}: {e}", config.display()))?;
     let base = config.parent().unwrap_or(Path::new("."));
     let found = check(&text, base)?;

@@ -8,10 +8,14 @@
 //! ```
 
 use std::io::Read as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::Parser as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse::session::keys::KeySet;
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::{Value, json};
 
@@ -19,23 +23,53 @@ mod check;
 mod users;
 mod wrangler;
 
-const USAGE: &str = "usage:
-  gatehouse keygen [--alg hs256|eddsa] [--kid ID]             print a new SESSION_KEYS JWK Set
-  gatehouse keygen --rotate [--alg hs256|eddsa] [--kid ID]    read a JWK Set on stdin, print it with a new first key
-  gatehouse users list [--search TEXT] [--limit N]            users with role, last seen, active sessions
-  gatehouse users set-role EMAIL ROLE                         e.g. make the first admin
-  gatehouse users disable|enable|revoke EMAIL                 lock out / let in / end every session
-  gatehouse check [--config wrangler.toml]                    refuse [assets] settings that expose protected files
-                                                              (users commands take --local|--remote and more:
-                                                              gatehouse users --help)
+/// `gatehouse`: the site owner's command line.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "gatehouse",
+    about = "Gatehouse's command line: session keys, users on D1, and a check of the assets settings",
+    after_help = AFTER_HELP
+)]
+enum Cli {
+    /// Print a new SESSION_KEYS JWK Set (with --rotate: the set on stdin with a new first key)
+    Keygen(KeygenArgs),
+    /// Manage users on local or remote D1: list, set-role, disable, enable, revoke (see
+    /// `gatehouse users --help`)
+    #[command(disable_help_flag = true)]
+    Users {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Refuse [assets] settings that would serve protected files
+    Check {
+        /// The wrangler configuration file
+        #[arg(long, value_name = "PATH", default_value = "wrangler.toml")]
+        config: PathBuf,
+    },
+}
 
+const AFTER_HELP: &str = "\
 Store the keygen output as a secret: gatehouse keygen | npx wrangler secret put SESSION_KEYS
 The first admin: sign in once, then gatehouse users set-role you@example.com admin --remote
 (or list the email in ADMIN_EMAILS).";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::Args, Debug)]
+struct KeygenArgs {
+    /// The new key's algorithm
+    #[arg(long, value_enum, ignore_case = true, default_value = "hs256")]
+    alg: Alg,
+    /// The new key's id [default: k- and 8 random characters]
+    #[arg(long, value_name = "ID")]
+    kid: Option<String>,
+    /// Read a JWK Set on stdin and print it with the new key first
+    #[arg(long)]
+    rotate: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Alg {
     Hs256,
+    #[value(name = "eddsa", alias = "ed25519")]
     EdDsa,
 }
 
@@ -71,27 +105,11 @@ fn default_kid() -> Result<String, String> {
 }
 
 fn keygen(
-    args: &[String],
+    args: &KeygenArgs,
     stdin: impl FnOnce() -> Result<String, String>,
 ) -> Result<String, String> {
-    let mut alg = Alg::Hs256;
-    let mut kid = None;
-    let mut rotate = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--alg" => {
-                alg = match it.next().map(|s| s.to_ascii_lowercase()).as_deref() {
-                    Some("hs256") => Alg::Hs256,
-                    Some("eddsa" | "ed25519") => Alg::EdDsa,
-                    _ => return Err("--alg takes hs256 or eddsa".into()),
-                }
-            }
-            "--kid" => kid = Some(it.next().ok_or("--kid takes a value")?.clone()),
-            "--rotate" => rotate = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
+    let KeygenArgs { alg, kid, rotate } = args;
+    let (alg, kid, rotate) = (*alg, kid.clone(), *rotate);
     let mut keys: Vec<Value> = if rotate {
         let old: Value = serde_json::from_str(&stdin()?)
             .map_err(|_| "stdin is not JSON (expected a JWK Set)")?;
@@ -113,7 +131,11 @@ fn keygen(
         return Err(format!("kid {kid:?} is already in the set"));
     }
     keys.insert(0, new_key(alg, &kid)?);
-    Ok(json!({ "keys": keys }).to_string())
+    let set = json!({ "keys": keys }).to_string();
+    // What the worker will read: its own parser checks every key before anything is printed.
+    KeySet::from_jwk_set(&set)
+        .map_err(|problems| format!("the new key set would be refused: {}", problems.join("; ")))?;
+    Ok(set)
 }
 
 fn users_main(args: &[String]) -> ExitCode {
@@ -139,28 +161,22 @@ fn users_main(args: &[String]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("keygen") => keygen(&args[1..], || {
+    let result = match Cli::parse() {
+        Cli::Keygen(args) => keygen(&args, || {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
                 .map_err(|e| format!("reading stdin: {e}"))?;
             Ok(s)
         }),
-        Some("users") => return users_main(&args[1..]),
-        Some("check") => match check::main(&args[1..]) {
+        Cli::Users { args } => return users_main(&args),
+        Cli::Check { config } => match check::main(&config) {
             Ok(out) => Ok(out),
             Err(e) => {
                 eprintln!("gatehouse check: {e}");
                 return ExitCode::from(1);
             }
         },
-        Some("-h" | "--help") | None => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => Err(format!("unknown command {other}")),
     };
     match result {
         Ok(out) => {
@@ -168,7 +184,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("gatehouse: {e}\n\n{USAGE}");
+            eprintln!("gatehouse: {e}");
             ExitCode::from(2)
         }
     }
@@ -176,10 +192,26 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
     use super::*;
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// `gatehouse keygen ARGS…`.
+    fn keygen(
+        a: &[String],
+        stdin: impl FnOnce() -> Result<String, String>,
+    ) -> Result<String, String> {
+        let args = KeygenArgs::from_arg_matches(
+            &KeygenArgs::augment_args(clap::Command::new("keygen"))
+                .try_get_matches_from(std::iter::once("keygen".to_owned()).chain(a.iter().cloned()))
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        super::keygen(&args, stdin)
     }
 
     fn no_stdin() -> Result<String, String> {
@@ -256,6 +288,9 @@ mod tests {
         assert!(keygen(&args(&["--rotate"]), || Ok("{}".into())).is_err());
         assert!(keygen(&args(&["--alg", "rs256"]), no_stdin).is_err());
         assert!(keygen(&args(&["--kid"]), no_stdin).is_err());
+        // Checked by the worker's own parser before printing: an empty kid is refused there.
+        let empty = keygen(&args(&["--kid", ""]), no_stdin).unwrap_err();
+        assert!(empty.contains("would be refused"), "{empty}");
         let old = keygen(&args(&["--kid", "k"]), no_stdin).unwrap();
         assert!(keygen(&args(&["--rotate", "--kid", "k"]), || Ok(old.clone())).is_err());
     }

@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use gatehouse::store::AdminAction;
+
 use crate::wrangler::{Output, Row, Target};
 
 pub const USAGE: &str = "usage:
@@ -37,8 +39,10 @@ commands:
   SESSION_CHECK_INTERVAL (300 s unless configured otherwise). Every change writes an audit_log
   row: action cli:set-role, cli:disable, cli:enable or cli:revoke, target the user id (and the
   role), no actor.
+  EMAIL is read as the worker reads emails (trimmed, lowercased, one @, printable ASCII).
   `wrangler d1 execute` has no bound parameters, so values are written into the SQL: an EMAIL
-  with quotes, backslashes, spaces or more than one @ is refused before anything runs.
+  with quotes, backslashes, semicolons, spaces or more than one @ is refused before anything
+  runs.
 
 D1 options:
   --local            the local database of `wrangler dev` (the default)
@@ -99,41 +103,31 @@ fn usage(msg: impl Into<String>) -> Failure {
 // ---------------------------------------------------------------------------------------------
 // Validated values: the only things that are ever written into SQL.
 
-/// An email address as users are looked up by: trimmed, at most 254 characters, exactly one
-/// `@`, a local part of RFC 5322 `atext` characters and dots except `'`, and a domain of
-/// letters, digits, dots and hyphens. So no quotes, backslashes, whitespace or control
-/// characters: nothing that could end a string literal.
+/// An email address as users are looked up by: the worker's own canonical form
+/// ([`gatehouse::oidc::canonical_email`]: trimmed, lowercased, one `@` with something on both
+/// sides, printable ASCII without spaces), and, because it is written into SQL, without quotes,
+/// backslashes or semicolons. So nothing that could end a string literal or a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim();
-        let refuse = |why: &str| Err(format!("{s:?} is not an email address we accept: {why}"));
-        if s.is_empty() {
+        if raw.trim().is_empty() {
             return Err("EMAIL is empty".into());
         }
-        if s.len() > 254 {
-            return refuse("longer than 254 characters");
-        }
-        let Some((local, domain)) = s.split_once('@') else {
-            return refuse("no @");
+        let refuse = |why: &str| {
+            Err(format!(
+                "{:?} is not an email address we accept: {why}",
+                raw.trim()
+            ))
         };
-        if domain.contains('@') {
-            return refuse("more than one @");
+        let Some(email) = gatehouse::oidc::canonical_email(raw) else {
+            return refuse("need one @ with something on both sides, printable ASCII, no spaces");
+        };
+        if email.contains(['\'', '"', '\\', ';']) {
+            return refuse("no quotes, backslashes or semicolons");
         }
-        if local.is_empty() || domain.is_empty() {
-            return refuse("empty before or after the @");
-        }
-        let local_ok = |c: char| c.is_ascii_alphanumeric() || "!#$%&*+-/=?^_`{|}~.".contains(c);
-        if !local.chars().all(local_ok) {
-            return refuse("only letters, digits and !#$%&*+-/=?^_`{|}~. may come before the @");
-        }
-        let domain_ok = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
-        if !domain.chars().all(domain_ok) {
-            return refuse("only letters, digits, dots and hyphens may come after the @");
-        }
-        Ok(Self(s.to_owned()))
+        Ok(Self(email))
     }
 
     pub fn as_str(&self) -> &str {
@@ -141,17 +135,13 @@ impl Email {
     }
 }
 
-/// A role: `[A-Za-z0-9_-]{1,32}`.
+/// A role name, as [`gatehouse::admin::is_role_name`] accepts: `[A-Za-z0-9_-]{1,32}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Role(String);
 
 impl Role {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = (1..=32).contains(&raw.len())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if ok {
+        if gatehouse::admin::is_role_name(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(format!(
@@ -213,12 +203,33 @@ pub enum Action {
 }
 
 impl Action {
-    fn audit_name(&self) -> &'static str {
+    /// The worker's admin action for this command on user `user_id`: its audit names and
+    /// targets are the command line's too.
+    fn admin_action(&self, user_id: String) -> AdminAction {
         match self {
-            Action::SetRole(_) => "cli:set-role",
-            Action::Disable => "cli:disable",
-            Action::Enable => "cli:enable",
-            Action::Revoke => "cli:revoke",
+            Action::SetRole(role) => AdminAction::SetRole {
+                user_id,
+                role: role.as_str().to_owned(),
+            },
+            Action::Disable => AdminAction::Disable { user_id },
+            Action::Enable => AdminAction::Enable { user_id },
+            Action::Revoke => AdminAction::RevokeAll { user_id },
+        }
+    }
+
+    /// The audit log's `action`: `cli:set-role`, `cli:disable`, `cli:enable`, `cli:revoke`.
+    fn audit_name(&self) -> &'static str {
+        self.admin_action(String::new()).cli_name()
+    }
+
+    /// The audit log's `target` as SQL: [`AdminAction::target`] with the user id read in SQL
+    /// (`id`) and the rest (` role=ROLE` for set-role) as a literal.
+    fn audit_target_sql(&self) -> String {
+        let rest = self.admin_action(String::new()).target();
+        if rest.is_empty() {
+            "id".into()
+        } else {
+            format!("id || {}", sql_str(&rest))
         }
     }
 }
@@ -230,152 +241,122 @@ pub enum Command {
     Change { email: Email, action: Action },
 }
 
-/// Reads the value of an option: `--name=value`, or the next argument (which must not look
-/// like another option).
-fn option_value<'a>(
-    name: &str,
-    inline: Option<&'a str>,
-    rest: &mut impl Iterator<Item = &'a String>,
-) -> Result<&'a str, Failure> {
-    match inline {
-        Some(v) => Ok(v),
-        None => match rest.next() {
-            Some(v) if !v.starts_with("--") => Ok(v),
-            _ => Err(usage(format!("{name} takes a value"))),
-        },
-    }
+/// `gatehouse users …` as clap reads it; [`parse_args`] turns it into a [`Command`].
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "gatehouse users",
+    bin_name = "gatehouse users",
+    disable_help_subcommand = true
+)]
+struct UsersArgs {
+    /// The local database of `wrangler dev` (the default)
+    #[arg(long, global = true, conflicts_with = "remote")]
+    local: bool,
+    /// The deployed database
+    #[arg(long, global = true)]
+    remote: bool,
+    /// D1 binding or database name
+    #[arg(long, global = true, value_parser = database_name)]
+    database: Option<String>,
+    /// The wrangler configuration file
+    #[arg(long, global = true, value_parser = non_empty)]
+    config: Option<String>,
+    /// Local state directory (with --local)
+    #[arg(long, global = true, value_parser = non_empty, conflicts_with = "remote")]
+    persist_to: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
 }
 
-fn non_empty(name: &str, v: &str) -> Result<String, Failure> {
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LIMIT)))]
+        limit: Option<u32>,
+    },
+    SetRole {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+        #[arg(value_parser = Role::parse)]
+        role: Role,
+    },
+    Disable {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Enable {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Revoke {
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
+    Help,
+}
+
+fn non_empty(v: &str) -> Result<String, String> {
     if v.is_empty() {
-        Err(usage(format!("{name} takes a non-empty value")))
+        Err("takes a non-empty value".into())
     } else {
         Ok(v.to_owned())
     }
 }
 
+/// A D1 binding or database name: 1 to 64 letters, digits, `_` and `-`, not starting with `-`.
+fn database_name(db: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&db.len())
+        && !db.starts_with('-')
+        && db
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(db.to_owned())
+    } else {
+        Err("a D1 binding or database name is letters, digits, _ and -".into())
+    }
+}
+
 /// Parses the arguments after `users`.
 pub fn parse_args(args: &[String]) -> Result<(Command, Target), Failure> {
-    let mut target = Target::default();
-    let (mut local, mut remote) = (false, false);
-    let mut search: Option<Option<Search>> = None;
-    let mut limit: Option<u32> = None;
-    let mut positional: Vec<&str> = Vec::new();
-    let mut only_positional = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if only_positional || !arg.starts_with('-') || arg == "-" {
-            positional.push(arg);
-            continue;
+    let args = std::iter::once("gatehouse users".to_owned()).chain(args.iter().cloned());
+    let parsed = match <UsersArgs as clap::Parser>::try_parse_from(args) {
+        Ok(parsed) => parsed,
+        // USAGE is the help.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok((Command::Help, Target::default()));
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (arg.as_str(), None),
-        };
-        let flag = |set: &mut bool| {
-            if inline.is_some() {
-                Err(usage(format!("{name} takes no value")))
-            } else {
-                *set = true;
-                Ok(())
-            }
-        };
-        match name {
-            "-h" | "--help" => return Ok((Command::Help, target)),
-            "--" => only_positional = true,
-            "--local" => flag(&mut local)?,
-            "--remote" => flag(&mut remote)?,
-            "--database" => {
-                let db = option_value(name, inline, &mut it)?;
-                let ok = (1..=64).contains(&db.len())
-                    && !db.starts_with('-')
-                    && db
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if !ok {
-                    return Err(usage(format!(
-                        "--database {db:?}: a D1 binding or database name is letters, digits, _ and -"
-                    )));
-                }
-                target.database = db.to_owned();
-            }
-            "--config" => {
-                target.config = Some(non_empty(name, option_value(name, inline, &mut it)?)?)
-            }
-            "--persist-to" => {
-                target.persist_to = Some(non_empty(name, option_value(name, inline, &mut it)?)?)
-            }
-            "--search" => {
-                search = Some(Search::parse(option_value(name, inline, &mut it)?).map_err(usage)?)
-            }
-            "--limit" => {
-                let v = option_value(name, inline, &mut it)?;
-                match v.parse::<u32>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = Some(n),
-                    _ => {
-                        return Err(usage(format!(
-                            "--limit {v:?}: give a whole number from 1 to {MAX_LIMIT}"
-                        )));
-                    }
-                }
-            }
-            other => return Err(usage(format!("unknown option {other:?}"))),
-        }
-    }
-    if local && remote {
-        return Err(usage("--local and --remote exclude each other"));
-    }
-    target.remote = remote;
-    if remote && target.persist_to.is_some() {
-        return Err(usage(
-            "--persist-to is for the local database (not with --remote)",
-        ));
-    }
-
-    let Some((&sub, operands)) = positional.split_first() else {
-        return Ok((Command::Help, target));
-    };
-    let is_list = sub == "list";
-    if !is_list && (search.is_some() || limit.is_some()) {
-        return Err(usage("--search and --limit go with `users list` only"));
-    }
-    let expect = |n: usize, shape: &str| {
-        if operands.len() == n {
-            Ok(())
-        } else {
-            Err(usage(format!("usage: gatehouse users {sub} {shape}")))
+        Err(e) => {
+            let message = e.render().to_string();
+            return Err(usage(message.trim_end().trim_start_matches("error: ")));
         }
     };
-    let email = |raw: &str| Email::parse(raw).map_err(usage);
-    let command = match sub {
-        "help" => Command::Help,
-        "list" => {
-            expect(0, "[--search TEXT] [--limit N] [D1 options]")?;
-            Command::List {
-                search: search.flatten(),
-                limit: limit.unwrap_or(DEFAULT_LIMIT),
-            }
-        }
-        "set-role" => {
-            expect(2, "EMAIL ROLE [D1 options]")?;
-            Command::Change {
-                email: email(operands[0])?,
-                action: Action::SetRole(Role::parse(operands[1]).map_err(usage)?),
-            }
-        }
-        "disable" | "enable" | "revoke" => {
-            expect(1, "EMAIL [D1 options]")?;
-            let action = match sub {
-                "disable" => Action::Disable,
-                "enable" => Action::Enable,
-                _ => Action::Revoke,
-            };
-            Command::Change {
-                email: email(operands[0])?,
-                action,
-            }
-        }
-        other => return Err(usage(format!("unknown users command {other:?}"))),
+    let target = Target {
+        remote: parsed.remote,
+        database: parsed
+            .database
+            .unwrap_or_else(|| Target::default().database),
+        config: parsed.config,
+        persist_to: parsed.persist_to,
+    };
+    let change = |email, action| Command::Change { email, action };
+    let command = match parsed.command {
+        None | Some(Sub::Help) => Command::Help,
+        Some(Sub::List { search, limit }) => Command::List {
+            search: search
+                .as_deref()
+                .map(Search::parse)
+                .transpose()
+                .map_err(usage)?
+                .flatten(),
+            limit: limit.unwrap_or(DEFAULT_LIMIT),
+        },
+        Some(Sub::SetRole { email, role }) => change(email, Action::SetRole(role)),
+        Some(Sub::Disable { email }) => change(email, Action::Disable),
+        Some(Sub::Enable { email }) => change(email, Action::Enable),
+        Some(Sub::Revoke { email }) => change(email, Action::Revoke),
     };
     Ok((command, target))
 }
@@ -422,13 +403,12 @@ pub fn change_sql(email: &Email, action: &Action) -> String {
     )];
     let mut changes = Vec::new();
     let mut only_if = String::new();
-    let target = match action {
+    match action {
         Action::SetRole(role) => {
             let r = sql_str(role.as_str());
             changes.push(format!(
                 "UPDATE users SET role = {r}, updated_at = unixepoch() WHERE {user}"
             ));
-            format!("id || {}", sql_str(&format!(" role={}", role.as_str())))
         }
         Action::Disable => {
             // Already disabled: keep the first time.
@@ -437,13 +417,11 @@ pub fn change_sql(email: &Email, action: &Action) -> String {
                  updated_at = unixepoch() WHERE {user}"
             ));
             changes.push(revoke_all);
-            "id".into()
         }
         Action::Enable => {
             changes.push(format!(
                 "UPDATE users SET disabled_at = NULL, updated_at = unixepoch() WHERE {user}"
             ));
-            "id".into()
         }
         Action::Revoke => {
             changes.push(revoke_all);
@@ -451,13 +429,13 @@ pub fn change_sql(email: &Email, action: &Action) -> String {
             only_if = " AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id \
                        AND s.revoked_at IS NULL)"
                 .into();
-            "id".into()
         }
-    };
+    }
     statements.push(format!(
         "INSERT INTO audit_log (actor_user_id, action, target, created_at) \
-         SELECT NULL, {}, {target}, unixepoch() FROM users WHERE {user}{only_if}",
-        sql_str(action.audit_name())
+         SELECT NULL, {}, {}, unixepoch() FROM users WHERE {user}{only_if}",
+        sql_str(action.audit_name()),
+        action.audit_target_sql()
     ));
     statements.extend(changes);
     statements.join("; ")
@@ -501,40 +479,22 @@ fn int(row: &Row, key: &str) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
-/// Unix seconds as a UTC calendar date and time (proleptic Gregorian; H. Hinnant's algorithm).
-fn utc(secs: i64) -> (i64, i64, i64, i64, i64) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60)
+/// Unix seconds as a UTC calendar date (`2026-12-05`); out of range as the number, none as `-`.
+fn date(secs: Option<i64>) -> String {
+    utc(secs, "%Y-%m-%d")
 }
 
-fn date(secs: Option<i64>) -> String {
+/// Unix seconds as a UTC date and time to the minute (`2026-12-05 09:30`).
+fn date_time(secs: Option<i64>) -> String {
+    utc(secs, "%Y-%m-%d %H:%M")
+}
+
+fn utc(secs: Option<i64>, format: &str) -> String {
     match secs {
-        Some(t) if (0..=253_402_300_799).contains(&t) => {
-            let (y, m, d, _, _) = utc(t);
-            format!("{y:04}-{m:02}-{d:02}")
-        }
+        Some(t) if (0..=253_402_300_799).contains(&t) => chrono::DateTime::from_timestamp(t, 0)
+            .map_or_else(|| t.to_string(), |d| d.format(format).to_string()),
         Some(t) => t.to_string(),
         None => "-".into(),
-    }
-}
-
-fn date_time(secs: Option<i64>) -> String {
-    match secs {
-        Some(t) if (0..=253_402_300_799).contains(&t) => {
-            let (y, m, d, h, min) = utc(t);
-            format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}")
-        }
-        other => date(other),
     }
 }
 
@@ -768,8 +728,6 @@ mod tests {
         "@x.test",
         "a@",
         "a@x.test;",
-        "a@x.test%",
-        "a@(select 1)",
         "ä@x.test",
         "a@x.test\u{1b}[2J",
         "",
@@ -778,21 +736,27 @@ mod tests {
 
     #[test]
     fn emails_accepted_trimmed_and_refused() {
-        for ok in [
-            "a@x.test",
-            "  Someone.Else+tag@Example.COM \n",
-            "o_k-1!#$%&*/=?^`{|}~@sub.x-y.test",
+        for (ok, canonical) in [
+            ("a@x.test", "a@x.test"),
+            (
+                "  Someone.Else+tag@Example.COM \n",
+                "someone.else+tag@example.com",
+            ),
+            (
+                "o_k-1!#$%&*/=?^`{|}~@sub.x-y.test",
+                "o_k-1!#$%&*/=?^`{|}~@sub.x-y.test",
+            ),
         ] {
-            assert_eq!(Email::parse(ok).unwrap().as_str(), ok.trim(), "{ok:?}");
+            assert_eq!(Email::parse(ok).unwrap().as_str(), canonical, "{ok:?}");
+            // The worker's own canonical form: what it stores and compares.
+            assert_eq!(
+                gatehouse::oidc::canonical_email(ok).as_deref(),
+                Some(canonical)
+            );
         }
         for bad in HOSTILE_EMAILS {
             assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
         }
-        let long = format!("{}@x.test", "a".repeat(250));
-        assert!(Email::parse(&long).is_err());
-        let max = format!("{}@x.test", "a".repeat(247));
-        assert_eq!(max.len(), 254);
-        assert!(Email::parse(&max).is_ok());
     }
 
     #[test]
@@ -1001,22 +965,22 @@ mod tests {
         let lookup = "SELECT u.id, u.email, u.role, u.disabled_at, (SELECT COUNT(*) FROM sessions s \
              WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > unixepoch()) \
              AS active_sessions, (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND \
-             s.revoked_at IS NULL) AS revocable_sessions FROM users u WHERE u.email = 'A@x.test'";
+             s.revoked_at IS NULL) AS revocable_sessions FROM users u WHERE u.email = 'a@x.test'";
         let audit = |action: &str, target: &str| {
             format!(
                 "INSERT INTO audit_log (actor_user_id, action, target, created_at) SELECT NULL, \
-                 '{action}', {target}, unixepoch() FROM users WHERE email = 'A@x.test'"
+                 '{action}', {target}, unixepoch() FROM users WHERE email = 'a@x.test'"
             )
         };
         let revoke = "UPDATE sessions SET revoked_at = unixepoch() WHERE user_id = \
-             (SELECT id FROM users WHERE email = 'A@x.test') AND revoked_at IS NULL";
+             (SELECT id FROM users WHERE email = 'a@x.test') AND revoked_at IS NULL";
         let cases = [
             (
                 Action::SetRole(Role("editor".into())),
                 vec![
                     lookup.to_owned(),
                     audit("cli:set-role", "id || ' role=editor'"),
-                    "UPDATE users SET role = 'editor', updated_at = unixepoch() WHERE email = 'A@x.test'"
+                    "UPDATE users SET role = 'editor', updated_at = unixepoch() WHERE email = 'a@x.test'"
                         .into(),
                 ],
             ),
@@ -1026,7 +990,7 @@ mod tests {
                     lookup.to_owned(),
                     audit("cli:disable", "id"),
                     "UPDATE users SET disabled_at = COALESCE(disabled_at, unixepoch()), \
-                     updated_at = unixepoch() WHERE email = 'A@x.test'"
+                     updated_at = unixepoch() WHERE email = 'a@x.test'"
                         .into(),
                     revoke.into(),
                 ],
@@ -1036,7 +1000,7 @@ mod tests {
                 vec![
                     lookup.to_owned(),
                     audit("cli:enable", "id"),
-                    "UPDATE users SET disabled_at = NULL, updated_at = unixepoch() WHERE email = 'A@x.test'"
+                    "UPDATE users SET disabled_at = NULL, updated_at = unixepoch() WHERE email = 'a@x.test'"
                         .into(),
                 ],
             ),

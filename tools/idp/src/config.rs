@@ -21,22 +21,44 @@ pub enum Command {
     Help,
 }
 
-pub const USAGE: &str = "\
-usage: gatehouse-idp [--host 127.0.0.1] [--port N] --client-id ID --client-secret SECRET [--issuer URL]
+/// The flags, as clap reads them; the environment fills in what they leave out ([`parse`]).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "gatehouse-idp",
+    about = "Local Google-compatible OpenID Connect provider for development and tests. Not Google.",
+    after_help = AFTER_HELP
+)]
+struct Args {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Port; 0 picks a free one [default: 0; env IDP_PORT]
+    #[arg(long, value_name = "N")]
+    port: Option<String>,
+    /// The OAuth client id it accepts [env IDP_CLIENT_ID]
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// That client's secret [env IDP_CLIENT_SECRET]
+    #[arg(long, value_name = "SECRET")]
+    client_secret: Option<String>,
+    /// `iss` and endpoint base [default: http://HOST:PORT]
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+}
 
-Local Google-compatible OpenID Connect provider for development and tests. Not Google.
-
-  --host HOST            address to listen on (default 127.0.0.1)
-  --port N               port; 0 picks a free one (default 0)            env IDP_PORT
-  --client-id ID         the OAuth client id it accepts                 env IDP_CLIENT_ID
-  --client-secret SECRET that client's secret                           env IDP_CLIENT_SECRET
-  --issuer URL           iss and endpoint base (default http://HOST:PORT)
-
+const AFTER_HELP: &str = "\
 Prints `gatehouse-idp listening on http://HOST:PORT` to stdout when ready.
 
 For tests: test_email=… on the authorization request approves at once, test_twist=NAME makes that
 sign-in hostile (bad ID token or token response), and /_control/ (rotate, jwks, jwks_max_age,
 reset, stats, twists) changes the whole provider. The crate docs (src/lib.rs) list them all.";
+
+/// The help text (`--help`).
+pub fn usage() -> String {
+    <Args as clap::CommandFactory>::command()
+        .render_help()
+        .to_string()
+}
 
 /// Parses the arguments (without the program name); `env` reads environment variables, which
 /// fill in what the flags leave out.
@@ -45,37 +67,18 @@ where
     I: IntoIterator<Item = String>,
     F: Fn(&str) -> Option<String>,
 {
-    let mut host = None;
-    let mut port = None;
-    let mut client_id = None;
-    let mut client_secret = None;
-    let mut issuer = None;
-
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let slot = match flag.as_str() {
-            "--host" => &mut host,
-            "--port" => &mut port,
-            "--client-id" => &mut client_id,
-            "--client-secret" => &mut client_secret,
-            "--issuer" => &mut issuer,
-            _ => return Err(format!("unknown argument `{arg}`")),
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        *slot = Some(value);
-    }
+    let args = std::iter::once("gatehouse-idp".to_owned()).chain(args);
+    let Args {
+        host,
+        port,
+        client_id,
+        client_secret,
+        issuer,
+    } = match <Args as clap::Parser>::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(Command::Help),
+        Err(e) => return Err(e.render().to_string().trim_end().to_owned()),
+    };
 
     let port = match port.or_else(|| env("IDP_PORT")) {
         None => 0,

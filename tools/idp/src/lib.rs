@@ -76,7 +76,8 @@
 //!
 //! Code reuse needs no twist: a second redemption is always `invalid_grant`.
 //!
-//! Each connection has its own thread, so a stalled or trickling answer holds up nobody else;
+//! It runs on hyper (see [`http`]): each connection is a task and each answer is computed on
+//! the blocking pool, so a stalled or trickling answer holds up nobody else;
 //! waits end early when the server stops, and the process keeps the default SIGTERM behaviour
 //! (it ends at once, whatever is waiting).
 //!

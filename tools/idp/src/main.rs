@@ -10,11 +10,11 @@ fn main() -> ExitCode {
     let config = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {
-            println!("{}", config::USAGE);
+            println!("{}", config::usage());
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("gatehouse-idp: {message}\n\n{}", config::USAGE);
+            eprintln!("gatehouse-idp: {message}");
             return ExitCode::from(2);
         }
     };

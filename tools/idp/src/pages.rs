@@ -1,7 +1,6 @@
-//! The HTML pages: the account chooser and the error page. Self-contained (inline CSS, no
-//! scripts, no external assets); every reflected value goes through [`escape`].
-
-use std::fmt::Write as _;
+//! The HTML pages: the account chooser and the error page, askama templates in `templates/`.
+//! Self-contained (inline CSS, no scripts, no external assets); askama escapes every reflected
+//! value.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -18,22 +17,6 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("grace@example.com", "Grace Hopper"),
     ("admin@example.com", "Site Admin"),
 ];
-
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = "\
 *{box-sizing:border-box}\
@@ -78,44 +61,32 @@ pub fn content_security_policy(form_target: Option<&str>) -> String {
     )
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n<title>{title}</title>\n\
-         <style>{CSS}</style>\n</head>\n<body>\n<main>\n\
-         <p class=\"dev\"><strong>Development identity provider — not Google.</strong> \
-         Anyone can sign in here as anyone; it exists for local development and tests.</p>\n\
-         <div class=\"card\">\n<p class=\"logo\">gatehouse-idp</p>\n{body}</div>\n</main>\n</body>\n</html>\n",
-        title = escape(title),
-    )
+/// `templates/chooser.html`.
+#[derive(askama::Template)]
+#[template(path = "chooser.html")]
+struct Chooser<'a> {
+    css: &'static str,
+    approve_path: &'static str,
+    req: &'a AuthRequest,
+    client_name: &'a str,
+    login_hint: &'a str,
+    error: Option<&'a str>,
+    /// Email, name, initial.
+    accounts: Vec<(&'static str, &'static str, char)>,
 }
 
-fn hidden(out: &mut String, name: &str, value: &str) {
-    let _ = writeln!(
-        out,
-        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-        escape(name),
-        escape(value)
-    );
+/// `templates/error.html`.
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    css: &'static str,
+    error: &'a str,
+    message: &'a str,
 }
 
-/// The original request, carried through the chooser's forms so the approval can re-check it.
-fn request_fields(req: &AuthRequest) -> String {
-    let mut out = String::new();
-    hidden(&mut out, "client_id", &req.client_id);
-    hidden(&mut out, "redirect_uri", &req.redirect_uri);
-    hidden(&mut out, "response_type", "code");
-    hidden(&mut out, "scope", &req.scope);
-    if let Some(state) = &req.state {
-        hidden(&mut out, "state", state);
-    }
-    if let Some(nonce) = &req.nonce {
-        hidden(&mut out, "nonce", nonce);
-    }
-    hidden(&mut out, "code_challenge", &req.code_challenge);
-    hidden(&mut out, "code_challenge_method", "S256");
-    out
+fn render(page: &impl askama::Template) -> String {
+    page.render()
+        .unwrap_or_else(|_| String::from("<!doctype html><title>Error</title>template error"))
 }
 
 /// The account chooser for a checked request. `client_name` is shown as "to continue to …";
@@ -126,74 +97,27 @@ pub fn chooser(
     login_hint: Option<&str>,
     error: Option<&str>,
 ) -> String {
-    let fields = request_fields(req);
-    let mut body = String::new();
-    let _ = writeln!(
-        body,
-        "<h1>Choose an account</h1>\n<p class=\"sub\">to continue to <strong>{}</strong></p>",
-        escape(client_name)
-    );
-    if let Some(error) = error {
-        let _ = writeln!(
-            body,
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            escape(error)
-        );
-    }
-    body.push_str("<ul aria-label=\"Accounts\">\n");
-    for (email, name) in PRESETS {
-        let initial = name.chars().next().unwrap_or('?');
-        let _ = write!(
-            body,
-            "<li><form method=\"post\" action=\"{APPROVE_PATH}\">\n{fields}"
-        );
-        hidden(&mut body, "email", email);
-        hidden(&mut body, "name", name);
-        let _ = writeln!(
-            body,
-            "<button type=\"submit\" class=\"account\"><span class=\"avatar\" aria-hidden=\"true\">{}</span>\
-             <span class=\"who\"><span class=\"name\">{}</span><span class=\"email\">{}</span></span></button>\n</form></li>",
-            escape(&initial.to_string()),
-            escape(name),
-            escape(email)
-        );
-    }
-    body.push_str("</ul>\n");
-
-    let _ = write!(
-        body,
-        "<h2>Use another account</h2>\n<form method=\"post\" action=\"{APPROVE_PATH}\">\n{fields}\
-         <label for=\"email\">Email</label>\n\
-         <input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"off\" value=\"{hint}\">\n\
-         <label for=\"name\">Name (optional)</label>\n\
-         <input id=\"name\" name=\"name\" type=\"text\" autocomplete=\"off\">\n\
-         <label for=\"email_verified\">Email status</label>\n\
-         <select id=\"email_verified\" name=\"email_verified\">\
-         <option value=\"true\" selected>verified</option>\
-         <option value=\"false\">not verified</option></select>\n\
-         <div class=\"actions\"><button type=\"submit\" class=\"primary\">Continue</button></div>\n</form>\n",
-        hint = escape(login_hint.unwrap_or_default()),
-    );
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"{APPROVE_PATH}\">\n{fields}"
-    );
-    hidden(&mut body, "deny", "1");
-    body.push_str(
-        "<div class=\"actions\"><button type=\"submit\" class=\"secondary\">Cancel</button></div>\n</form>\n",
-    );
-    page("Sign in – Development identity provider", &body)
+    render(&Chooser {
+        css: CSS,
+        approve_path: APPROVE_PATH,
+        req,
+        client_name,
+        login_hint: login_hint.unwrap_or_default(),
+        error,
+        accounts: PRESETS
+            .iter()
+            .map(|&(email, name)| (email, name, name.chars().next().unwrap_or('?')))
+            .collect(),
+    })
 }
 
 /// A page for a request that cannot be sent back to the client.
 pub fn error_page(error: &str, message: &str) -> String {
-    let body = format!(
-        "<h1>Access blocked: this request is invalid</h1>\n\
-         <p class=\"error\" role=\"alert\">Error 400: {}</p>\n<p>{}</p>\n",
-        escape(error),
-        escape(message)
-    );
-    page("Error – Development identity provider", &body)
+    render(&ErrorPage {
+        css: CSS,
+        error,
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -203,10 +127,6 @@ mod tests {
 
     #[test]
     fn escapes_everything_reflected() {
-        assert_eq!(
-            escape(r#"<a href="x" onclick='y'>&"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;"
-        );
         let req = AuthRequest {
             client_id: "cid".into(),
             redirect_uri: "http://localhost/cb?a=\"><script>".into(),
@@ -220,11 +140,17 @@ mod tests {
         for raw in ["<script>", "<img", "<n>", "<client>", "<b>", "<err>"] {
             assert!(!html.contains(raw), "unescaped {raw}");
         }
-        assert!(html.contains("value=\"&#39;&quot;&gt;&lt;img src=x&gt;\""));
+        // askama's escaping: numeric character references.
+        assert!(html.contains("value=\"&#39;&#34;&#62;&#60;img src=x&#62;\""));
         assert!(html.starts_with("<!doctype html>\n<html lang=\"en\">"));
         assert!(html.contains("<main>") && html.contains("<title>"));
         assert!(html.contains("not Google"));
         assert_eq!(html.matches("name=\"deny\"").count(), 1);
+        for (email, name) in PRESETS {
+            assert!(html.contains(&format!("name=\"email\" value=\"{email}\"")));
+            assert!(html.contains(&format!("name=\"name\" value=\"{name}\"")));
+        }
+        assert!(html.contains("name=\"state\" value=") && html.contains("name=\"nonce\" value="));
         assert_eq!(html.matches("<button").count(), PRESETS.len() + 2);
         assert!(!error_page("<e>", "<m>").contains("<e>"));
     }

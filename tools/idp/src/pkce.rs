@@ -23,9 +23,9 @@ pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
         && constant_time_eq(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
 }
 
-/// Compares two byte strings without stopping at the first difference.
+/// Compares two byte strings in constant time (for equal lengths), with `subtle`.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use url::Url;
 use crate::authorize::{self, AuthError};
 use crate::client_auth::{self, ClientAuthError};
 use crate::config::Config;
-use crate::http::{self, Delivery, Stopper};
+use crate::http::{self, Delivery};
 use crate::id_token::{self, Identity, Issuance, SigningKey, TokenInput};
 use crate::pages;
 use crate::params::Params;
@@ -864,7 +864,6 @@ pub fn start(config: &Config) -> Result<Running, String> {
     let server = http::Server::start(
         listener,
         Arc::new(move |req: &Request<'_>| handler.handle(req)),
-        Arc::new(Stopper::default()),
     )
     .map_err(|e| format!("cannot start the server: {e}"))?;
     Ok(Running { provider, server })
