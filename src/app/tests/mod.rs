@@ -28,6 +28,11 @@ use crate::http::{HttpError, HttpRequest, HttpResponse};
 
 use crate::store::memory::MemoryStore;
 
+use crate::store::{
+    AdminAction, AdminStore, Applied, AuditEntry, SessionInfo, SessionRecord, SessionStore, SignIn,
+    SignInOutcome, StoreError, UserSummary,
+};
+
 const T0: i64 = 1_800_000_000;
 
 const SITE: &str = "https://site.test";
@@ -65,7 +70,6 @@ struct FakeGoogle {
     pending: RefCell<Vec<(String, String, String, serde_json::Value)>>, // code, challenge, redirect, claims
     twist: RefCell<Twist>,
     jwks_fetches: Cell<usize>,
-    now: Cell<i64>,
 }
 
 impl FakeGoogle {
@@ -147,6 +151,78 @@ impl HttpClient for FakeGoogle {
             body["id_token"] = Self::id_token(&claims).into();
         }
         Ok(Self::json(200, &body))
+    }
+}
+
+/// A store whose every session call is a real wait: it yields once before answering, so two
+/// requests polled in turn interleave at each store call, as two requests do in an isolate.
+struct Yielding<'a>(&'a MemoryStore);
+
+/// Pending on the first poll, ready on the second.
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+impl SessionStore for Yielding<'_> {
+    async fn sign_in(&self, sign_in: &SignIn) -> Result<SignInOutcome, StoreError> {
+        YieldOnce::default().await;
+        self.0.sign_in(sign_in).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        YieldOnce::default().await;
+        self.0.session(id).await
+    }
+    async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+        YieldOnce::default().await;
+        self.0.renewed(id, now).await
+    }
+    async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+        YieldOnce::default().await;
+        self.0.revoke_session(id, now).await
+    }
+    async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
+        YieldOnce::default().await;
+        self.0.revoke_user_sessions(user_id, now).await
+    }
+}
+
+impl AdminStore for Yielding<'_> {
+    async fn list_users(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<UserSummary>, StoreError> {
+        self.0.list_users(search, after, limit, now).await
+    }
+    async fn user(&self, id: &str, now: UnixTime) -> Result<Option<UserSummary>, StoreError> {
+        self.0.user(id, now).await
+    }
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        self.0.user_sessions(user_id).await
+    }
+    async fn apply(
+        &self,
+        actor_user_id: &str,
+        action: &AdminAction,
+        now: UnixTime,
+    ) -> Result<Applied, StoreError> {
+        self.0.apply(actor_user_id, action, now).await
+    }
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.0.audit_log(limit).await
     }
 }
 
@@ -243,18 +319,62 @@ impl World {
             headers: map,
             body: body.as_bytes().to_vec(),
         };
-        self.google.now.set(self.now.get());
-        let app = App {
+        Self::reply(run(self.app(&self.store).handle(&req)))
+    }
+
+    fn app<'w, S: UserStore>(&'w self, store: &'w S) -> App<'w, FakeGoogle, S> {
+        App {
             config: &self.config,
             http: &self.google,
-            store: &self.store,
+            store,
             random: &self.random,
             jwks: &self.jwks,
             sessions: &self.sessions,
             log: &self.logs,
             now: UnixTime(self.now.get()),
+        }
+    }
+
+    /// Two page requests in flight at once, as two tabs send them: every store call yields
+    /// once, and the two requests are polled in turn until both are done.
+    fn pages_together(&self, path: &str, cookie: &str) -> (Reply, Reply) {
+        let store = Yielding(&self.store);
+        let app = self.app(&store);
+        let req = || {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+            headers.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+            Request {
+                method: Method::GET,
+                url: Url::parse(&format!("{SITE}{path}")).unwrap(),
+                headers,
+                body: Vec::new(),
+            }
         };
-        match run(app.handle(&req)) {
+        let (ra, rb) = (req(), req());
+        let (mut a, mut b) = (pin!(app.handle(&ra)), pin!(app.handle(&rb)));
+        let (mut done_a, mut done_b) = (None, None);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100 {
+            if done_a.is_none()
+                && let Poll::Ready(o) = a.as_mut().poll(&mut cx)
+            {
+                done_a = Some(o);
+            }
+            if done_b.is_none()
+                && let Poll::Ready(o) = b.as_mut().poll(&mut cx)
+            {
+                done_b = Some(o);
+            }
+            if let (Some(_), Some(_)) = (&done_a, &done_b) {
+                return (Self::reply(done_a.unwrap()), Self::reply(done_b.unwrap()));
+            }
+        }
+        panic!("two requests did not finish in 100 turns");
+    }
+
+    fn reply(outcome: Outcome) -> Reply {
+        match outcome {
             Outcome::Respond(r) => Reply {
                 status: r.status().as_u16(),
                 location: r

@@ -2,12 +2,21 @@
 
 use super::*;
 
+/// A fresh token is admitted from the token alone, by the hot path (`quick_decision`, what
+/// js/entry.mjs calls) and by the full route alike: neither reads the store.
 #[test]
-fn hot_path_never_reads_the_store() {
+fn a_fresh_token_is_admitted_without_reading_the_store() {
     let w = world(&[]);
     let cookie = w.sign_in("ada@example.com", "111");
     for _ in 0..50 {
         w.advance(5);
+        let quick = quick_decision(
+            &w.config,
+            &format!("{SITE}/docs/"),
+            Some(&cookie),
+            UnixTime(w.now.get()),
+        );
+        assert!(matches!(quick, Quick::Admitted { .. }), "{quick:?}");
         let r = w.page("/docs/", &cookie);
         assert!(
             r.forward.as_ref().is_some_and(|f| f.identity.is_some()),
@@ -37,14 +46,17 @@ fn expired_token_is_renewed_with_one_read_and_the_current_role() {
     );
 }
 
+/// Two tabs send the same expired token at once: both renewals are in flight together (each
+/// store call yields, and the two requests are polled in turn), and both stay signed in.
 #[test]
 fn parallel_tabs_renewing_the_same_token_both_stay_signed_in() {
     let w = world(&[]);
     let cookie = w.sign_in("ada@example.com", "111");
     w.advance(301);
-    let a = w.page("/docs/", &cookie);
-    let b = w.page("/docs/", &cookie);
+    let (a, b) = w.pages_together("/docs/", &cookie);
     assert!(a.forward.is_some() && b.forward.is_some());
+    // Both read the session before either wrote: the store saw the two reads interleaved.
+    assert_eq!(w.store.reads.get(), 2);
     let renewed = format!(
         "__Host-gatehouse_session={}",
         a.cookie("__Host-gatehouse_session").unwrap()
