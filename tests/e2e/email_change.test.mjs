@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { cookieValue, decodeJwt, request, signIn, sleep, sqlString, startStack, subFor, uniqueEmail } from './harness.mjs';
+import { cookieValue, decodeJwt, eventually, request, signIn, sqlString, startStack, subFor, uniqueEmail } from './harness.mjs';
 
 /** An origin that answers every request with the identity headers it received. */
 function startEchoOrigin() {
@@ -90,13 +90,10 @@ describe('the stored email follows the Google account', () => {
     assert.deepEqual((await usersOf(subFor(ann))).map((u) => u.email), [ann], "Ann's row is untouched");
 
     // The warn line: reaches the log within a few seconds, names no email.
-    const deadline = Date.now() + 5000;
-    let line;
-    while (!line && Date.now() < deadline) {
-      line = stack.logs().slice(from).split('\n').find((l) => l.includes('"event":"email_conflict"'));
-      if (!line) await sleep(100);
-    }
-    assert.ok(line, `an email_conflict line in:\n${stack.logs().slice(from)}`);
+    const line = await eventually(
+      () => stack.logs().slice(from).split('\n').find((l) => l.includes('"event":"email_conflict"')),
+      () => `an email_conflict line in:\n${stack.logs().slice(from)}`,
+    );
     const parsed = JSON.parse(line.slice(line.indexOf('{')));
     assert.equal(parsed.level, 'warn', line);
     assert.ok(!line.includes(ann.split('@')[0]) && !line.toLowerCase().includes(ann.split('@')[0]), `no email in the line: ${line}`);

@@ -74,6 +74,45 @@ async function killGroup(pid, graceMs = 3000) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Calls `check` until it returns a truthy value (which is returned) or `timeoutMs` passes, then
+ * fails with `what()`. For whatever arrives in its own time — a log line wrangler has not
+ * flushed yet, a row another request writes — instead of a fixed sleep that is either too long
+ * or, on a busy machine, too short.
+ */
+export async function eventually(check, what, { timeoutMs = 5000, everyMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`not within ${timeoutMs} ms: ${typeof what === 'function' ? what() : what}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+/** The worker's JSON log lines (wrangler output) from character offset `from` on, parsed. */
+export function logLines(stack, from = 0) {
+  return stack.logs().slice(from).split('\n')
+    .filter((l) => l.includes('{'))
+    .map((l) => l.slice(l.indexOf('{')))
+    .flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } });
+}
+
+/**
+ * Waits for `count` JSON log lines (from offset `from`) that satisfy `match` and returns them
+ * all; fails with the lines seen after 5 s.
+ */
+export async function waitForLog(stack, match, { from = 0, count = 1, what = 'a matching log line' } = {}) {
+  const matching = () => logLines(stack, from).filter(match);
+  await eventually(
+    () => matching().length >= count,
+    () => `${count} × ${what} among:\n${logLines(stack, from).map((o) => JSON.stringify(o)).join('\n')}`,
+  );
+  return matching();
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import {
-  SESSION_COOKIE, errorCodeOf, findSetCookie, freePort, request, signIn, sleep, startStack, uniqueEmail,
+  SESSION_COOKIE, errorCodeOf, findSetCookie, freePort, request, signIn, sleep, startStack, uniqueEmail, waitForLog,
 } from './harness.mjs';
 
 const INTERNALS = [/panicked/i, /\bError:/, /SQLITE/i, /D1_ERROR/i, /malformed/i, /\.rs:\d+/, /backtrace/i, /not set up correctly/];
@@ -55,8 +55,7 @@ describe('the site behind UPSTREAM_URL failing', () => {
     const api = await request(stack, '/public/hang', { accept: 'application/json' });
     assert.equal(api.status, 504, api.describe());
     assert.deepEqual(api.json(), { error: 'GatewayTimeout' });
-    await sleep(300);
-    assert.match(stack.logs(), /"event":"upstream_timeout"/);
+    await waitForLog(stack, (o) => o.event === 'upstream_timeout', { what: 'upstream_timeout' });
   });
 
   test('an unreachable site gives a 502 page, not the Configuration page', async () => {
@@ -68,8 +67,7 @@ describe('the site behind UPSTREAM_URL failing', () => {
     for (const re of INTERNALS) assert.doesNotMatch(res.body, re);
     const api = await request(stack, '/public/x', { accept: 'application/json' });
     assert.deepEqual([api.status, api.json()], [502, { error: 'BadGateway' }]);
-    await sleep(300);
-    assert.match(stack.logs(), /"event":"upstream_unreachable"/);
+    await waitForLog(stack, (o) => o.event === 'upstream_unreachable', { what: 'upstream_unreachable' });
   });
 });
 

@@ -6,32 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  SESSION_COOKIE, errorCodeOf, findSetCookie, idpControl, request, sessionCookieFrom, signIn, sleep, startStack,
-  uniqueEmail,
+  SESSION_COOKIE, errorCodeOf, findSetCookie, idpControl, request, sessionCookieFrom, signIn, startStack,
+  uniqueEmail, waitForLog,
 } from './harness.mjs';
 
 /** Well under the worker's 5 s provider timeout: only a cut-off while streaming is this fast. */
 const QUICK_MS = 3000;
-
-/** The JSON log lines of the worker (wrangler output) from offset `from` on. */
-function jsonLines(stack, from = 0) {
-  return stack.logs().slice(from).split('\n')
-    .map((l) => l.slice(l.indexOf('{')))
-    .flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } });
-}
-
-/** Polls the worker log (from offset `from`) until a line matches, or fails after 5 s. */
-async function logLine(stack, from, predicate, what) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const found = jsonLines(stack, from).find(predicate);
-    if (found) return found;
-    if (Date.now() > deadline) {
-      assert.fail(`no log line ${what} among:\n${jsonLines(stack, from).map((o) => JSON.stringify(o)).join('\n')}`);
-    }
-    await sleep(100);
-  }
-}
 
 describe('provider answers larger than 1 MiB', () => {
   let stack;
@@ -50,7 +30,7 @@ describe('provider answers larger than 1 MiB', () => {
     assert.equal(sessionCookieFrom(res), null, res.describe());
     assert.equal(findSetCookie(res, SESSION_COOKIE), null, res.describe());
     assert.ok(elapsed < QUICK_MS, `the sign-in took ${elapsed} ms; a cut-off while streaming takes well under ${QUICK_MS} ms`);
-    const line = await logLine(stack, from, (o) => o.event === 'signin_failed', 'signin_failed');
+    const [line] = await waitForLog(stack, (o) => o.event === 'signin_failed', { from, what: 'signin_failed' });
     assert.equal(line.level, 'warn', JSON.stringify(line));
     assert.match(line.reason, /too large/, JSON.stringify(line));
     const page = await request(stack, res.location, { accept: 'text/html' });
@@ -109,7 +89,7 @@ describe('provider answers larger than 1 MiB', () => {
       assert.equal(res.status, 500, res.describe());
       assert.match(res.body, /not set up correctly/, res.describe());
     }
-    const line = await logLine(stack, from, (o) => o.event === 'configuration_invalid', 'configuration_invalid');
+    const [line] = await waitForLog(stack, (o) => o.event === 'configuration_invalid', { from, what: 'configuration_invalid' });
     const problems = line.problems.join('\n');
     assert.match(problems, /GOOGLE_TOKEN_URL .*https:\/\//, problems);
     assert.match(problems, /GOOGLE_JWKS_URL .*https:\/\//, problems);
