@@ -5,6 +5,7 @@
 //! gatehouse keygen --rotate [--alg …] [--kid ID] < old.json  print old.json with a new first key
 //! gatehouse users list|set-role|disable|enable|revoke …      manage users on local or remote D1
 //! gatehouse check [--config wrangler.toml]                    refuse Static Assets settings that expose protected files
+//! gatehouse risc register|verify|body …                       curl commands that register the RISC receiver with Google
 //! ```
 
 use std::io::Read as _;
@@ -20,6 +21,7 @@ use jwt_compact::jwk::JsonWebKey;
 use serde_json::{Value, json};
 
 mod check;
+mod risc;
 mod users;
 mod wrangler;
 
@@ -27,7 +29,8 @@ mod wrangler;
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "gatehouse",
-    about = "Gatehouse's command line: session keys, users on D1, and a check of the assets settings",
+    about = "Gatehouse's command line: session keys, users on D1, a check of the assets settings, \
+             and the RISC receiver's registration with Google",
     after_help = AFTER_HELP
 )]
 enum Cli {
@@ -45,6 +48,13 @@ enum Cli {
         /// The wrangler configuration file
         #[arg(long, value_name = "PATH", default_value = "wrangler.toml")]
         config: PathBuf,
+    },
+    /// Print curl commands that register the worker's RISC receiver (/auth/risc) with Google
+    /// and ask for a test event; nothing is sent
+    #[command(after_help = risc::AFTER_HELP)]
+    Risc {
+        #[command(subcommand)]
+        command: risc::Command,
     },
 }
 
@@ -160,6 +170,32 @@ fn users_main(args: &[String]) -> ExitCode {
     }
 }
 
+fn risc_main(command: &risc::Command) -> ExitCode {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| chrono::DateTime::from_timestamp(i64::try_from(d.as_secs()).ok()?, 0));
+    let result = match now {
+        Some(now) => risc::run(command, now, |path| {
+            std::fs::read_to_string(path).map_err(|e| e.to_string())
+        }),
+        None => Err("the system clock is before 1970".into()),
+    };
+    match result {
+        Ok(out) => {
+            println!("{}", out.stdout);
+            if let Some(note) = out.note {
+                eprintln!("gatehouse risc: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatehouse risc: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse() {
         Cli::Keygen(args) => keygen(&args, || {
@@ -170,6 +206,7 @@ fn main() -> ExitCode {
             Ok(s)
         }),
         Cli::Users { args } => return users_main(&args),
+        Cli::Risc { command } => return risc_main(&command),
         Cli::Check { config } => match check::main(&config) {
             Ok(out) => Ok(out),
             Err(e) => {
