@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::http::HttpClient;
 use crate::oidc::jwks::JwksCache;
+use crate::oidc::risc::RiscCache;
 use crate::oidc::{self};
 use crate::random::Random;
 use crate::session::memory::SessionMemory;
@@ -21,6 +22,7 @@ use crate::time::UnixTime;
 mod admin_page;
 mod forward;
 mod responses;
+mod risc;
 mod sessions;
 mod sign_in;
 mod sign_out;
@@ -132,6 +134,8 @@ pub struct App<'a, H, S> {
     pub jwks: &'a RefCell<JwksCache>,
     /// Per-isolate memory of recent renewals and ended sessions.
     pub sessions: &'a RefCell<SessionMemory>,
+    /// Per-isolate cache of the RISC configuration and keys (Cross-Account Protection).
+    pub risc: &'a RiscCache,
     /// Logs.
     pub log: &'a dyn Log,
     /// Now.
@@ -202,6 +206,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             ("/auth/verify", true, _) => self.verify(req, site).await,
             ("/auth/admin", true, _) => self.admin_page(req, site).await,
             ("/auth/admin", _, true) => self.admin_post(req, site).await,
+            ("/auth/risc", _, true) => self.risc(req).await,
             (
                 "/auth/login"
                 | "/auth/login/google"
@@ -212,7 +217,8 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 | "/auth/jwks.json"
                 | "/auth/verify"
                 | "/auth/admin"
-                | "/auth/logout",
+                | "/auth/logout"
+                | "/auth/risc",
                 _,
                 _,
             ) => WireError::MethodNotAllowed.response(),

@@ -60,6 +60,9 @@ pub struct Config {
     /// `UPSTREAM_TIMEOUT`, seconds: how long `UPSTREAM_URL` may take to start answering
     /// before the visitor gets a 504 page.
     pub upstream_timeout: i64,
+    /// `RISC_CONFIGURATION_URL` when `RISC_ENABLED` is `true`: the receiver of Google's
+    /// security events (`POST /auth/risc`) is on, and finds its issuer and keys here.
+    pub risc: Option<Url>,
 }
 
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -165,6 +168,10 @@ impl Config {
             "https://www.googleapis.com/oauth2/v3/certs",
         );
         let upstream_url = get("UPSTREAM_URL").and_then(|raw| url_var_opt(&raw));
+        let risc_url = url_var(
+            "RISC_CONFIGURATION_URL",
+            "https://accounts.google.com/.well-known/risc-configuration",
+        );
         let issuer = get("GOOGLE_ISSUER").unwrap_or_else(|| GOOGLE_ISSUER.to_owned());
         let mut issuers = vec![issuer.clone()];
         // Google's documented quirk: its ID tokens may say `accounts.google.com` without scheme.
@@ -206,6 +213,14 @@ impl Config {
             );
         }
         let site_name = get("SITE_NAME");
+        let risc = match get("RISC_ENABLED").as_deref() {
+            None | Some("false") => None,
+            Some("true") => risc_url,
+            Some(_) => {
+                err("RISC_ENABLED", "must be true or false".into());
+                None
+            }
+        };
         if upstream_timeout > 600 {
             err("UPSTREAM_TIMEOUT", "must be at most 600 seconds".into());
         }
@@ -250,6 +265,7 @@ impl Config {
                 session_check_interval,
                 site_name,
                 upstream_timeout,
+                risc,
             }),
             _ => Err(errors),
         }
@@ -510,5 +526,35 @@ pub(crate) mod tests {
             );
             assert!(!errs.is_empty());
         }
+    }
+
+    #[test]
+    fn the_risc_receiver_is_off_by_default_and_its_url_is_checked() {
+        assert_eq!(config(&[]).risc, None);
+        assert_eq!(config(&[("RISC_ENABLED", "false")]).risc, None);
+        assert_eq!(
+            config(&[("RISC_ENABLED", "true")]).risc.map(String::from),
+            Some("https://accounts.google.com/.well-known/risc-configuration".into())
+        );
+        let local = "http://127.0.0.1:9000/.well-known/risc-configuration";
+        assert_eq!(
+            config(&[("RISC_ENABLED", "true"), ("RISC_CONFIGURATION_URL", local)])
+                .risc
+                .map(String::from),
+            Some(local.into())
+        );
+        let vars: Vec<_> = errors(&[("RISC_ENABLED", "yes")])
+            .into_iter()
+            .map(|e| e.var)
+            .collect();
+        assert_eq!(vars, ["RISC_ENABLED"]);
+        let vars: Vec<_> = errors(&[
+            ("RISC_ENABLED", "true"),
+            ("RISC_CONFIGURATION_URL", "http://risc.example/config"),
+        ])
+        .into_iter()
+        .map(|e| e.var)
+        .collect();
+        assert_eq!(vars, ["RISC_CONFIGURATION_URL"]);
     }
 }

@@ -296,10 +296,56 @@ pub trait AdminStore {
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// Both halves: what the whole app is handed.
-pub trait UserStore: SessionStore + AdminStore {}
+/// One change that Google's Cross-Account Protection asks for, to the user whose Google account
+/// is `subject` (matched by provider and subject, never by email).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiscChange<'a> {
+    /// Google's account id (`sub`).
+    pub subject: &'a str,
+    /// What to do.
+    pub effect: RiscEffect,
+    /// The audit log's `action` (`risc:…`).
+    pub action: &'a str,
+    /// Added to the audit log's `target` after the user id (Google's `reason`), if any.
+    pub detail: Option<&'a str>,
+}
 
-impl<T: SessionStore + AdminStore> UserStore for T {}
+pub use crate::oidc::risc::Effect as RiscEffect;
+
+/// What acting on a security event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Its `jti` was already recorded: nothing changed.
+    Replayed,
+    /// Recorded and applied; `matched` changes named a user of this site.
+    Applied {
+        /// How many changes found their user.
+        matched: usize,
+    },
+}
+
+/// What the RISC receiver (`POST /auth/risc`) needs.
+#[expect(
+    async_fn_in_trait,
+    reason = "single-threaded wasm: no Send bound wanted"
+)]
+pub trait RiscStore {
+    /// Acts on one security event, once and atomically: records `jti` (and forgets the ids
+    /// received before `forget_before`), and applies each change to its user with an audit
+    /// row (actor none, shown as Google). A `jti` already recorded changes nothing.
+    async fn security_event(
+        &self,
+        jti: &str,
+        changes: &[RiscChange<'_>],
+        now: UnixTime,
+        forget_before: UnixTime,
+    ) -> Result<Delivery, StoreError>;
+}
+
+/// Every part: what the whole app is handed.
+pub trait UserStore: SessionStore + AdminStore + RiscStore {}
+
+impl<T: SessionStore + AdminStore + RiscStore> UserStore for T {}
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;

@@ -181,7 +181,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             .into_iter()
             .map(|a| pages::AuditRow {
                 when: admin::when(a.created_at),
-                actor: a.actor.unwrap_or_else(|| "command line".to_owned()),
+                // No actor: Google's Cross-Account Protection (`risc:…`) or the command line.
+                actor: a.actor.unwrap_or_else(|| {
+                    if a.action.starts_with("risc:") {
+                        "Google RISC".to_owned()
+                    } else {
+                        "command line".to_owned()
+                    }
+                }),
                 action: a.action,
                 target: a.target.unwrap_or_default(),
             })

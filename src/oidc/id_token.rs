@@ -29,6 +29,11 @@ impl Audience {
             Self::Many(v) => v,
         }
     }
+
+    /// Whether `client_id` is among the audiences.
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.as_slice().iter().any(|a| a == client_id)
+    }
 }
 
 /// The claims Gatehouse reads from Google's ID token.

@@ -2,6 +2,7 @@
 
 pub mod id_token;
 pub mod jwks;
+pub mod risc;
 pub mod state;
 
 use std::cell::RefCell;
@@ -200,56 +201,76 @@ impl<H: HttpClient> Provider<'_, H> {
     }
 
     async fn provider_keys(&self, kid: &str) -> Result<Rc<ProviderKeys>, AuthError> {
-        let lookup = self.jwks.borrow().lookup(kid, self.now);
-        let unknown_kid = match lookup {
-            Lookup::Use(keys) => return Ok(keys),
-            Lookup::Unavailable => {
-                return Err(AuthError::Jwks(
-                    "provider keys unavailable (retried at most once a minute)".into(),
-                ));
-            }
-            Lookup::Fetch { unknown_kid } => unknown_kid,
-        };
-        self.jwks.borrow_mut().begin(self.now, unknown_kid);
-        let fetched = self.fetch_jwks().await;
-        let mut cache = self.jwks.borrow_mut();
-        match fetched {
-            Ok(keys) => {
-                cache.fetched(self.now, unknown_kid, Some(keys));
-                cache
-                    .stale(self.now)
-                    .ok_or_else(|| AuthError::Jwks("no keys".into()))
-            }
-            Err(reason) => {
-                cache.fetched(self.now, unknown_kid, None);
-                // A provider that is down: keys at most 24 h past their max-age still serve.
-                cache.stale(self.now).ok_or(AuthError::Jwks(reason))
-            }
-        }
-    }
-
-    async fn fetch_jwks(&self) -> Result<(ProviderKeys, i64), String> {
-        let request = http::Request::get(self.config.jwks_url.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|_| String::from("bad JWKS URL"))?;
-        let response = self
-            .http
-            .send(request)
+        keys_for(self.http, self.jwks, &self.config.jwks_url, kid, self.now)
             .await
-            .map_err(|e| format!("JWKS unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("JWKS answered {}", response.status().as_u16()));
-        }
-        let max_age = jwks::max_age(
-            response
-                .headers()
-                .get(http::header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let keys = ProviderKeys::parse(response.body()).ok_or("JWKS is not a JWK Set")?;
-        Ok((keys, max_age))
+            .map_err(AuthError::Jwks)
     }
+}
+
+/// The keys of the JWKS at `url` that can check a token signed with `kid`, through the
+/// per-isolate `cache` (its policy: [`JwksCache::lookup`]). Used for ID tokens and for the
+/// security events of Cross-Account Protection, each with its own cache.
+pub async fn keys_for<H: HttpClient>(
+    http: &H,
+    cache: &RefCell<JwksCache>,
+    url: &url::Url,
+    kid: &str,
+    now: UnixTime,
+) -> Result<Rc<ProviderKeys>, String> {
+    let lookup = cache.borrow().lookup(kid, now);
+    let unknown_kid = match lookup {
+        Lookup::Use(keys) => return Ok(keys),
+        Lookup::Unavailable => {
+            return Err("provider keys unavailable (retried at most once a minute)".into());
+        }
+        Lookup::Fetch { unknown_kid } => unknown_kid,
+    };
+    cache.borrow_mut().begin(now, unknown_kid);
+    let fetched = fetch_document(http, url, "JWKS")
+        .await
+        .and_then(|(body, max_age)| {
+            ProviderKeys::parse(&body)
+                .map(|keys| (keys, max_age))
+                .ok_or_else(|| String::from("JWKS is not a JWK Set"))
+        });
+    let mut cache = cache.borrow_mut();
+    match fetched {
+        Ok(keys) => {
+            cache.fetched(now, unknown_kid, Some(keys));
+            cache.stale(now).ok_or_else(|| "no keys".into())
+        }
+        Err(reason) => {
+            cache.fetched(now, unknown_kid, None);
+            // A provider that is down: keys at most 24 h past their max-age still serve.
+            cache.stale(now).ok_or(reason)
+        }
+    }
+}
+
+/// GETs a JSON document of the provider: its body and `max-age` (seconds), or why not.
+pub async fn fetch_document<H: HttpClient>(
+    http: &H,
+    url: &url::Url,
+    what: &str,
+) -> Result<(Vec<u8>, i64), String> {
+    let request = http::Request::get(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|_| format!("bad {what} URL"))?;
+    let response = http
+        .send(request)
+        .await
+        .map_err(|e| format!("{what} unreachable: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{what} answered {}", response.status().as_u16()));
+    }
+    let max_age = jwks::max_age(
+        response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+    );
+    Ok((response.into_body(), max_age))
 }
 
 /// An email as policy compares it: trimmed and lowercased, exactly one `@` with something on

@@ -6,8 +6,8 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, SessionInfo, SessionRecord, SessionStore, SignIn,
-    SignInOutcome, StoreError, User, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Delivery, RiscChange, RiscEffect, RiscStore,
+    SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, User, UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -464,5 +464,98 @@ impl AdminStore for D1Store<'_> {
                 created_at: r.created_at as i64,
             })
             .collect())
+    }
+}
+
+/// The user of a Google account, by provider and subject (`?1`), never by email.
+const RISC_USER: &str =
+    "(SELECT user_id FROM accounts WHERE provider = 'google' AND provider_account_id = ?1)";
+
+impl RiscStore for D1Store<'_> {
+    async fn security_event(
+        &self,
+        jti: &str,
+        changes: &[RiscChange<'_>],
+        now: UnixTime,
+        forget_before: UnixTime,
+    ) -> Result<Delivery, StoreError> {
+        let t = int(now.secs());
+        // One batch, one transaction: the plain INSERT of a `jti` already recorded fails, and
+        // with it the whole batch, so a replayed SET changes nothing.
+        let mut statements = vec![
+            self.statement(
+                "DELETE FROM risc_events WHERE received_at < ?1",
+                &[int(forget_before.secs())],
+            )?,
+            self.statement(
+                "INSERT INTO risc_events (jti, received_at) VALUES (?1, ?2)",
+                &[text(jti), t.clone()],
+            )?,
+        ];
+        let mut audits = Vec::new();
+        for change in changes {
+            let subject = text(change.subject);
+            let suffix = change.detail.map_or(String::new(), |d| format!(" {d}"));
+            audits.push(statements.len());
+            statements.push(self.statement(
+                "INSERT INTO audit_log (actor_user_id, action, target, created_at) \
+                 SELECT NULL, ?2, a.user_id || ?3, ?4 FROM accounts a \
+                 WHERE a.provider = 'google' AND a.provider_account_id = ?1",
+                &[
+                    subject.clone(),
+                    text(change.action),
+                    text(&suffix),
+                    t.clone(),
+                ],
+            )?);
+            if change.effect == RiscEffect::Disable {
+                statements.push(self.statement(
+                    &format!(
+                        "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2), updated_at = ?2 \
+                         WHERE id = {RISC_USER}"
+                    ),
+                    &[subject.clone(), t.clone()],
+                )?);
+            }
+            if change.effect != RiscEffect::Record {
+                statements.push(self.statement(
+                    &format!(
+                        "UPDATE sessions SET revoked_at = ?2 \
+                         WHERE user_id = {RISC_USER} AND revoked_at IS NULL"
+                    ),
+                    &[subject, t.clone()],
+                )?);
+            }
+        }
+        let results = match self.db()?.batch(statements).await {
+            Ok(results) => results,
+            Err(e) => {
+                let seen: Option<serde_json::Value> = self
+                    .statement(
+                        "SELECT 1 AS seen FROM risc_events WHERE jti = ?1",
+                        &[text(jti)],
+                    )?
+                    .first(None)
+                    .await
+                    .map_err(|e| fail("security event read", &e))?;
+                return if seen.is_some() {
+                    Ok(Delivery::Replayed)
+                } else {
+                    Err(fail("security event", &e))
+                };
+            }
+        };
+        let mut matched = 0;
+        for i in audits {
+            let changes = results
+                .get(i)
+                .map(|r| r.meta().map_err(|e| fail("security event result", &e)))
+                .transpose()?
+                .flatten()
+                .and_then(|m| m.changes)
+                .ok_or_else(|| StoreError("D1 security event: no change count".into()))?;
+            matched += usize::from(changes > 0);
+        }
+        Ok(Delivery::Applied { matched })
     }
 }

@@ -30,6 +30,7 @@ use crate::app::{self, App, Forward, Log, Outcome};
 use crate::config::{Config, ConfigError};
 use crate::error::ErrorCode;
 use crate::oidc::jwks::JwksCache;
+use crate::oidc::risc::RiscCache;
 use crate::random::OsRandom;
 use crate::session::cookies;
 use crate::session::memory::SessionMemory;
@@ -47,6 +48,7 @@ thread_local! {
     static CONFIG: RefCell<Option<Parsed>> = const { RefCell::new(None) };
     static JWKS: Rc<RefCell<JwksCache>> = Rc::new(RefCell::new(JwksCache::default()));
     static SESSIONS: Rc<RefCell<SessionMemory>> = Rc::new(RefCell::new(SessionMemory::default()));
+    static RISC: Rc<RiscCache> = Rc::new(RiscCache::default());
 }
 
 struct Console;
@@ -210,6 +212,7 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
     };
     let jwks = JWKS.with(Rc::clone);
     let sessions = SESSIONS.with(Rc::clone);
+    let risc = RISC.with(Rc::clone);
     let app = App {
         config,
         http: &http,
@@ -217,6 +220,7 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
         random: &OsRandom,
         jwks: &jwks,
         sessions: &sessions,
+        risc: &risc,
         log: &Console,
         now: now(),
     };

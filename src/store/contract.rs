@@ -3,7 +3,10 @@
 //! `tests/e2e/store_contract.test.mjs`), so the fake the native tests rely on cannot drift from
 //! the real database.
 
-use super::{AdminAction, Applied, SignIn, SignInOutcome, StoreError, User, UserStore};
+use super::{
+    AdminAction, Applied, Delivery, RiscChange, RiscEffect, SignIn, SignInOutcome, StoreError,
+    User, UserStore,
+};
 use crate::time::UnixTime;
 
 /// The time the suite pretends it is.
@@ -309,6 +312,84 @@ async fn apply<S: UserStore>(
     s.apply(actor, a, now).await.map_err(store)
 }
 
+async fn security_events_apply_once_by_google_account<S: UserStore>(s: &S) -> Check {
+    let audited = s.audit_log(1000).await.map_err(store)?.len();
+    let hal = signed_in(s, &sign_in("r1", "hal@example.com", "s-r1", 0)).await?;
+    signed_in(s, &sign_in("r2", "ida@example.com", "s-r2", 0)).await?;
+    let now = UnixTime(T0 + 100);
+    let forget = UnixTime(T0 - 1000);
+    let disable = [
+        RiscChange {
+            subject: "r1",
+            effect: RiscEffect::Disable,
+            action: "risc:account-disabled",
+            detail: Some("reason=hijacking"),
+        },
+        RiscChange {
+            subject: "no-such-account",
+            effect: RiscEffect::RevokeSessions,
+            action: "risc:sessions-revoked",
+            detail: None,
+        },
+    ];
+    let first = s
+        .security_event("jti-1", &disable, now, forget)
+        .await
+        .map_err(store)?;
+    expect(
+        first == Delivery::Applied { matched: 1 },
+        &format!("a new jti is applied, one account matched: {first:?}"),
+    )?;
+    let r1 = s.session("s-r1").await.map_err(store)?.ok_or("found")?;
+    expect(
+        r1.user.disabled_at == Some(now.secs()) && r1.revoked_at == Some(now.secs()),
+        "account-disabled disables the user and revokes the session",
+    )?;
+    let r2 = s.session("s-r2").await.map_err(store)?.ok_or("found")?;
+    expect(r2.revoked_at.is_none(), "other users are untouched")?;
+    let audit = s.audit_log(1000).await.map_err(store)?;
+    expect(
+        audit.len() == audited + 1
+            && audit[0].actor.is_none()
+            && audit[0].action == "risc:account-disabled"
+            && audit[0].target.as_deref() == Some(&format!("{} reason=hijacking", hal.id)),
+        &format!("one audit row, no actor, user id and reason: {audit:?}"),
+    )?;
+    let revoke_r2 = [RiscChange {
+        subject: "r2",
+        effect: RiscEffect::RevokeSessions,
+        action: "risc:sessions-revoked",
+        detail: None,
+    }];
+    let replay = s
+        .security_event("jti-1", &revoke_r2, UnixTime(T0 + 200), forget)
+        .await
+        .map_err(store)?;
+    expect(
+        replay == Delivery::Replayed,
+        "a jti already seen is a replay",
+    )?;
+    let r2 = s.session("s-r2").await.map_err(store)?.ok_or("found")?;
+    expect(
+        r2.revoked_at.is_none() && s.audit_log(1000).await.map_err(store)?.len() == audited + 1,
+        "a replay changes nothing",
+    )?;
+    // Past the retention the id is forgotten (a SET that old is refused on its `iat` anyway).
+    let later = s
+        .security_event("jti-1", &revoke_r2, UnixTime(T0 + 300), UnixTime(T0 + 250))
+        .await
+        .map_err(store)?;
+    expect(
+        later == Delivery::Applied { matched: 1 },
+        &format!("ids received before forget_before are forgotten: {later:?}"),
+    )?;
+    let r2 = s.session("s-r2").await.map_err(store)?.ok_or("found")?;
+    expect(
+        r2.revoked_at == Some(T0 + 300) && r2.user.disabled_at.is_none(),
+        "sessions-revoked revokes without disabling",
+    )
+}
+
 /// Runs every check on an empty store; returns each check's name and result, in order.
 pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
     vec![
@@ -331,6 +412,10 @@ pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
         (
             "admin_actions_apply_once_and_are_audited",
             admin_actions_apply_once_and_are_audited(s).await,
+        ),
+        (
+            "security_events_apply_once_by_google_account",
+            security_events_apply_once_by_google_account(s).await,
         ),
     ]
 }
@@ -355,7 +440,7 @@ mod tests {
     #[test]
     fn the_memory_store_passes_the_contract() {
         let results = block_on(run(&MemoryStore::default()));
-        assert_eq!(results.len(), 5);
+        assert_eq!(results.len(), 6);
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert!(failed.is_empty(), "{failed:?}");
     }

@@ -22,6 +22,7 @@ struct Data {
     accounts: HashMap<(String, String), String>,
     sessions: Vec<MemSession>,
     audit: Vec<(String, String, String, i64)>,
+    risc_events: HashMap<String, i64>,
 }
 
 /// In-memory store; counts reads so tests can show the hot path never reads.
@@ -355,5 +356,49 @@ impl AdminStore for MemoryStore {
                 created_at: *at,
             })
             .collect())
+    }
+}
+
+impl RiscStore for MemoryStore {
+    async fn security_event(
+        &self,
+        jti: &str,
+        changes: &[RiscChange<'_>],
+        now: UnixTime,
+        forget_before: UnixTime,
+    ) -> Result<Delivery, StoreError> {
+        self.check()?;
+        let t = now.secs();
+        let mut d = self.data.borrow_mut();
+        d.risc_events.retain(|_, at| *at >= forget_before.secs());
+        if d.risc_events.contains_key(jti) {
+            return Ok(Delivery::Replayed);
+        }
+        d.risc_events.insert(jti.to_owned(), t);
+        let mut matched = 0;
+        for change in changes {
+            let key = ("google".to_owned(), change.subject.to_owned());
+            let Some(uid) = d.accounts.get(&key).cloned() else {
+                continue;
+            };
+            matched += 1;
+            let target = match change.detail {
+                Some(detail) => format!("{uid} {detail}"),
+                None => uid.clone(),
+            };
+            d.audit
+                .push((String::new(), change.action.to_owned(), target, t));
+            if change.effect == RiscEffect::Disable {
+                for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
+                    u.user.disabled_at.get_or_insert(t);
+                }
+            }
+            if change.effect != RiscEffect::Record {
+                for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
+                    s.info.revoked_at.get_or_insert(t);
+                }
+            }
+        }
+        Ok(Delivery::Applied { matched })
     }
 }

@@ -29,8 +29,8 @@ use crate::http::{HttpError, HttpRequest, HttpResponse};
 use crate::store::memory::MemoryStore;
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, SessionInfo, SessionRecord, SessionStore, SignIn,
-    SignInOutcome, StoreError, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Delivery, RiscChange, RiscStore, SessionInfo,
+    SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, UserSummary,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -70,6 +70,7 @@ struct FakeGoogle {
     pending: RefCell<Vec<(String, String, String, serde_json::Value)>>, // code, challenge, redirect, claims
     twist: RefCell<Twist>,
     jwks_fetches: Cell<usize>,
+    risc_configuration_fetches: Cell<usize>,
 }
 
 impl FakeGoogle {
@@ -97,6 +98,17 @@ impl HttpClient for FakeGoogle {
             return Err(HttpError("connection refused".into()));
         }
         let uri = req.uri().to_string();
+        if uri == "https://accounts.google.com/.well-known/risc-configuration" {
+            self.risc_configuration_fetches
+                .set(self.risc_configuration_fetches.get() + 1);
+            return Ok(Self::json(
+                200,
+                &serde_json::json!({
+                    "issuer": "https://accounts.google.com/",
+                    "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs",
+                }),
+            ));
+        }
         if uri == "https://www.googleapis.com/oauth2/v3/certs" {
             self.jwks_fetches.set(self.jwks_fetches.get() + 1);
             let mut jwk = serde_json::to_value(JsonWebKey::from(&provider_key().1)).unwrap();
@@ -226,6 +238,21 @@ impl AdminStore for Yielding<'_> {
     }
 }
 
+impl RiscStore for Yielding<'_> {
+    async fn security_event(
+        &self,
+        jti: &str,
+        changes: &[RiscChange<'_>],
+        now: UnixTime,
+        forget_before: UnixTime,
+    ) -> Result<Delivery, StoreError> {
+        YieldOnce::default().await;
+        self.0
+            .security_event(jti, changes, now, forget_before)
+            .await
+    }
+}
+
 /// Deterministic randomness: each call a new counter value.
 #[derive(Default)]
 struct Counter(Cell<u8>);
@@ -252,6 +279,7 @@ struct World {
     store: MemoryStore,
     jwks: RefCell<JwksCache>,
     sessions: RefCell<SessionMemory>,
+    risc: RiscCache,
     logs: Logs,
     random: Counter,
     now: Cell<i64>,
@@ -284,6 +312,7 @@ fn world(extra: &[(&str, &str)]) -> World {
         store: MemoryStore::default(),
         jwks: RefCell::default(),
         sessions: RefCell::default(),
+        risc: RiscCache::default(),
         logs: Logs::default(),
         random: Counter::default(),
         now: Cell::new(T0),
@@ -330,6 +359,7 @@ impl World {
             random: &self.random,
             jwks: &self.jwks,
             sessions: &self.sessions,
+            risc: &self.risc,
             log: &self.logs,
             now: UnixTime(self.now.get()),
         }
@@ -551,5 +581,6 @@ fn admin_post(w: &World, cookie: &str, fields: &[(&str, &str)]) -> Reply {
 mod admin;
 mod gate;
 mod one_gate;
+mod risc;
 mod sessions;
 mod sign_in;
