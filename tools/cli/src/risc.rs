@@ -5,7 +5,7 @@
 //! Google's RISC API is authorised with a JWT the service account signs itself (RS256, `kid` the
 //! key's `private_key_id`, `iss` = `sub` = `client_email`, `aud` the RISC management service, one
 //! hour of validity); the service account needs the "RISC Configuration Admin" role. See
-//! <https://developers.google.com/identity/protocols/risc> and docs/risc-cli.md.
+//! <https://developers.google.com/identity/protocols/risc> and docs/risc.md.
 //!
 //! The private key is never printed, whole or in part: the errors about it name the field and the
 //! kind of problem only, and nothing that holds the key derives `Debug`.
@@ -54,7 +54,7 @@ project of the OAuth client) and its JSON key file, and the RISC API enabled in 
       (npx wrangler tail)
   gatehouse risc body --receiver https://example.com/auth/risc
 
-The bearer token in a printed command expires an hour after it is made. See docs/risc-cli.md.";
+The bearer token in a printed command expires an hour after it is made. See docs/risc.md.";
 
 /// `gatehouse risc`'s subcommands.
 #[derive(clap::Subcommand, Debug)]

@@ -166,7 +166,7 @@ fn help_says_what_the_operator_needs() {
         "verify",
         "body",
         "RISC Configuration Admin",
-        "docs/risc-cli.md",
+        "docs/risc.md",
     ] {
         assert!(help.contains(needed), "{needed} not in {help}");
     }
