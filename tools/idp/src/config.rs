@@ -50,8 +50,9 @@ const AFTER_HELP: &str = "\
 Prints `gatehouse-idp listening on http://HOST:PORT` to stdout when ready.
 
 For tests: test_email=… on the authorization request approves at once, test_twist=NAME makes that
-sign-in hostile (bad ID token or token response), and /_control/ (rotate, jwks, jwks_max_age,
-reset, stats, twists) changes the whole provider. The crate docs (src/lib.rs) list them all.";
+sign-in hostile (bad ID token or token response), /_control/ (rotate, jwks, jwks_max_age,
+reset, stats, twists) changes the whole provider, and POST /_control/risc makes (and pushes)
+RISC security event tokens. The crate docs (src/lib.rs) list them all.";
 
 /// The help text (`--help`).
 pub fn usage() -> String {

@@ -208,7 +208,18 @@ impl SigningKey {
         kid: Option<&str>,
         claims: &T,
     ) -> Result<String, String> {
-        let mut header = Header::empty().with_token_type("JWT");
+        self.sign_typed(alg, kid, "JWT", claims)
+    }
+
+    /// Like [`SigningKey::sign_with`], with `typ` in the header (`secevent+jwt` for a SET).
+    pub fn sign_typed<T: Serialize>(
+        &self,
+        alg: &Rsa,
+        kid: Option<&str>,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, String> {
+        let mut header = Header::empty().with_token_type(typ);
         if let Some(kid) = kid {
             header = header.with_key_id(kid.to_owned());
         }
@@ -392,14 +403,7 @@ pub fn build_id_token(
                 .ok_or("no foreign key")?
                 .sign_with(&Rsa::rs256(), kid, &claims)
         }
-        Twist::AlgNone => {
-            let header = json!({ "alg": "none", "kid": key.kid(), "typ": "JWT" });
-            Ok(format!(
-                "{}.{}.",
-                URL_SAFE_NO_PAD.encode(header.to_string()),
-                URL_SAFE_NO_PAD.encode(claims.to_string())
-            ))
-        }
+        Twist::AlgNone => Ok(unsigned(key.kid(), "JWT", &claims)),
         Twist::Hs256Pubkey => {
             let header = Header::empty()
                 .with_key_id(key.kid().to_owned())
@@ -410,31 +414,45 @@ pub fn build_id_token(
                 .map_err(|e| format!("signing failed: {e}"))
         }
         Twist::NoKid => key.sign_with(&Rsa::rs256(), None, &claims),
-        Twist::UnknownKid => {
-            let unknown = loop {
-                let candidate = crate::store::random_hex(10);
-                if candidate != key.kid() {
-                    break candidate;
-                }
-            };
-            key.sign_with(&Rsa::rs256(), Some(&unknown), &claims)
-        }
+        Twist::UnknownKid => key.sign_with(&Rsa::rs256(), Some(&unknown_kid(key)), &claims),
         Twist::Rs512 => key.sign_with(&Rsa::rs512(), kid, &claims),
         Twist::Ps256 => key.sign_with(&Rsa::ps256(), kid, &claims),
-        Twist::BadSignature => {
-            let token = key.sign(&claims)?;
-            let (signed, signature) = token.rsplit_once('.').ok_or("no signature")?;
-            let mut bytes = URL_SAFE_NO_PAD
-                .decode(signature)
-                .map_err(|e| format!("signature: {e}"))?;
-            if let Some(last) = bytes.last_mut() {
-                *last ^= 0x01;
-            }
-            Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
-        }
+        Twist::BadSignature => flip_last_signature_byte(&key.sign(&claims)?),
         Twist::Garbage => Ok(GARBAGE_ID_TOKEN.to_owned()),
         other => Err(format!("{other} is not a signing twist")),
     }
+}
+
+/// A random `kid` that is not `key`'s (so not in the JWKS).
+pub fn unknown_kid(key: &SigningKey) -> String {
+    loop {
+        let candidate = crate::store::random_hex(10);
+        if candidate != key.kid() {
+            return candidate;
+        }
+    }
+}
+
+/// `header.payload.` with header `{"alg":"none","kid":…,"typ":…}`: no signature at all.
+pub fn unsigned(kid: &str, typ: &str, claims: &Value) -> String {
+    let header = json!({ "alg": "none", "kid": kid, "typ": typ });
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// `token` with the last byte of its signature flipped: only that byte is wrong.
+pub fn flip_last_signature_byte(token: &str) -> Result<String, String> {
+    let (signed, signature) = token.rsplit_once('.').ok_or("no signature")?;
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|e| format!("signature: {e}"))?;
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// The userinfo response (`/v1/userinfo`), limited by scope like the ID token.

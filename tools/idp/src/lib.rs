@@ -5,6 +5,10 @@
 //! with an RSA key generated at start. Only loopback `redirect_uri`s are accepted, PKCE S256 is
 //! required, and codes are single use.
 //!
+//! It also plays Google's Cross-Account Protection (RISC) transmitter: it serves
+//! `/.well-known/risc-configuration` and, on request (`POST /_control/risc` below), makes Security
+//! Event Tokens and pushes them to a receiver.
+//!
 //! It is a development tool: it runs on plain HTTP and signs in whoever asks. Never expose it.
 //!
 //! # Automatic approval
@@ -86,7 +90,7 @@
 //! Served on the provider's own listener (so only on its `--host`), never cached, and refused
 //! (403) when the request carries an `Origin` header or a `Sec-Fetch-Site` other than `none`,
 //! so a web page cannot drive them. Parameters come from the query string (or a form body).
-//! The `POST`s answer with the current state, `{"kid","jwks_mode","jwks_max_age"}`.
+//! The `POST`s but `risc` answer with the current state, `{"kid","jwks_mode","jwks_max_age"}`.
 //!
 //! - `POST /_control/rotate`: a new RSA key with a new `kid`; from now on the JWKS serves only
 //!   it (the old key is gone) and new ID tokens are signed with it. Also answers
@@ -103,6 +107,40 @@
 //!   `GET /oauth2/v3/certs` and `POST /token` (whatever their outcome) since start or reset.
 //! - `GET /_control/twists`: `{"twists":[{"name","kind","acceptable"}…]}`, every twist with
 //!   whether a correct relying party accepts it.
+//! - `POST /_control/risc`: makes a Security Event Token (RFC 8417) as Google's RISC sends them
+//!   ([`risc`]) and, given `receiver`, pushes it there (RFC 8935). Parameters:
+//!   - `event` (required): `sessions-revoked`, `tokens-revoked`, `account-disabled`,
+//!     `account-enabled`, `account-credential-change-required`, `verification`, or `unknown`
+//!     (the type `https://schemas.openid.net/secevent/risc/event-type/made-up`).
+//!   - `sub`: the Google account id; required, except for `verification`, which refuses it.
+//!   - `reason` (`account-disabled` only, any text, e.g. `hijacking`, `bulk-account`); `state`
+//!     (`verification` only). Both optional.
+//!   - `jti` (default: 32 random hex digits; send the same one twice to replay), `aud`
+//!     (default: the configured client id).
+//!   - `twist` (one, optional): `bad_signature` (last signature byte flipped), `wrong_aud`
+//!     (`someone-else.apps.googleusercontent.com`), `stale_iat` (30 days ago), `future_iat`
+//!     (1 hour ahead), `wrong_iss` (`https://evil.example/`; the subject's `iss` stays honest),
+//!     `unknown_kid` (signed by the real key, a `kid` not in the JWKS), `alg_none` (header
+//!     `alg` `none`, empty signature), `no_jti`, `no_events`, `subject_other_iss` (the
+//!     subject's `iss` is `https://evil.example/`; not for `verification`).
+//!   - `receiver`: an `http://` URL. The SET is POSTed there with
+//!     `Content-Type: application/secevent+jwt` and `Accept: application/json`, within 10 s.
+//!
+//!   The SET: header `{"alg":"RS256","kid":…,"typ":"secevent+jwt"}`, signed by the current
+//!   ID-token key (so verifiable with `/oauth2/v3/certs`); claims `iss` (the ID-token issuer plus
+//!   a trailing `/`, as Google's `https://accounts.google.com/`), `aud`, `iat`, `jti`, and
+//!   `events`: `{URI: {"subject": {"subject_type":"iss-sub","iss":ISS,"sub":SUB}}}` (plus
+//!   `"reason"` if given), or for `verification` `{URI: {"state": …}}`; no `exp`. The answer:
+//!   `200 {"jti","set"}` without `receiver`; with it `200 {"jti","set","status","body"}`, the
+//!   receiver's status and the start of its body (4 KiB at most, as text), or
+//!   `502 {"error":"receiver_unreachable","error_description","jti"}` if no answer came (no
+//!   connection, or none within 10 s). `jti` is `null` with `no_jti`. Bad parameters (an unknown
+//!   event or twist, a missing or refused `sub`, `reason` or `state` on the wrong event, an
+//!   empty value, a `receiver` that is not `http://`) get 400 `invalid_request`.
+//!
+//! `GET /.well-known/risc-configuration` answers like Google's: `issuer` (the RISC issuer, with
+//! its `/`), `jwks_uri` (the ID tokens' JWKS), `delivery_methods_supported` (push only) and the
+//! stream management endpoints (`add_subject_endpoint`, …), which are listed but not served.
 //!
 //! Logs are one line per request, `METHOD /path STATUS`: never a query, body, code or token.
 
@@ -114,6 +152,7 @@ pub mod id_token;
 pub mod pages;
 pub mod params;
 pub mod pkce;
+pub mod risc;
 pub mod server;
 pub mod store;
 pub mod twist;

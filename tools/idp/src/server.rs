@@ -16,10 +16,14 @@ use crate::store::Store;
 mod authorization;
 mod control;
 mod discovery;
+mod risc;
 mod token;
 mod userinfo;
 
 pub use crate::http::MAX_BODY;
+pub use risc::{
+    PUSH_BODY_LIMIT, PUSH_DELIVERY_METHOD, PUSH_TIMEOUT, RISC_CONFIG_PATH, SET_CONTENT_TYPE, push,
+};
 
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 pub const AUTH_PATH: &str = "/o/oauth2/v2/auth";
@@ -286,11 +290,14 @@ impl Provider {
         match req.path {
             DISCOVERY_PATH if get => self.discovery(),
             JWKS_PATH if get => self.jwks(),
+            RISC_CONFIG_PATH if get => self.risc_configuration(),
             AUTH_PATH if get => self.authorize(req),
             pages::APPROVE_PATH if post => self.approve(req),
             TOKEN_PATH if post => self.token(req),
             USERINFO_PATH | USERINFO_PATH_V3 if get || post => self.userinfo(req),
-            DISCOVERY_PATH | JWKS_PATH | AUTH_PATH => method_not_allowed("GET, HEAD"),
+            DISCOVERY_PATH | JWKS_PATH | AUTH_PATH | RISC_CONFIG_PATH => {
+                method_not_allowed("GET, HEAD")
+            }
             pages::APPROVE_PATH | TOKEN_PATH => method_not_allowed("POST"),
             USERINFO_PATH | USERINFO_PATH_V3 => method_not_allowed("GET, HEAD, POST"),
             path if path.starts_with(CONTROL_PREFIX) => self.control_endpoint(req),

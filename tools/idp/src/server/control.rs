@@ -1,4 +1,5 @@
-//! The test-only control endpoints (`/_control/…`): key rotation, JWKS mode, counters, twists.
+//! The test-only control endpoints (`/_control/…`): key rotation, JWKS mode, counters, twists,
+//! and RISC events ([`super::risc`]).
 //!
 //! The control endpoints are served on the provider's one listener, so they are reachable exactly
 //! where the provider is (its `--host`), and refuse requests that carry an `Origin` or a
@@ -77,6 +78,7 @@ impl Provider {
                 self.token_requests.store(0, Ordering::Relaxed);
                 Response::json(200, &self.control_state())
             }
+            "risc" if post => self.control_risc(&param),
             "stats" if get => Response::json(200, &self.stats()),
             "twists" if get => {
                 let list: Vec<Value> = Twist::ALL
@@ -91,7 +93,9 @@ impl Provider {
                     .collect();
                 Response::json(200, &json!({ "twists": list }))
             }
-            "rotate" | "jwks" | "jwks_max_age" | "reset" => return method_not_allowed("POST"),
+            "rotate" | "jwks" | "jwks_max_age" | "reset" | "risc" => {
+                return method_not_allowed("POST");
+            }
             "stats" | "twists" => return method_not_allowed("GET, HEAD"),
             _ => Response::json(404, &json!({ "error": "not_found" })),
         };
