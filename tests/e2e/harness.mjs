@@ -299,6 +299,8 @@ export async function startStack({ vars = {}, name, assets = null, assetsSetting
       GOOGLE_AUTHORIZATION_URL: `${idp.origin}/o/oauth2/v2/auth`,
       GOOGLE_TOKEN_URL: `${idp.origin}/token`,
       GOOGLE_JWKS_URL: `${idp.origin}/oauth2/v3/certs`,
+      // Used only where a suite sets RISC_ENABLED=true.
+      RISC_CONFIGURATION_URL: `${idp.origin}/.well-known/risc-configuration`,
       ADMIN_EMAILS: ADMIN_EMAIL,
       ...vars,
     };
@@ -601,6 +603,16 @@ export async function idpControl(stack, method, controlPath) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url} → ${res.status}\n${text.slice(0, 2000)}`);
   return text ? JSON.parse(text) : null;
+}
+
+/**
+ * Has the local provider make a Cross-Account Protection security event token and push it to
+ * the worker's `/auth/risc` (`params`: event, sub, reason, state, jti, twist). Returns
+ * `{ jti, set, status, body }`: what the receiver answered.
+ */
+export async function pushRisc(stack, params) {
+  const query = new URLSearchParams({ ...params, receiver: `${stack.base}/auth/risc` });
+  return idpControl(stack, 'POST', `/_control/risc?${query}`);
 }
 
 /** `{ jwks_requests, token_requests }` counted by the provider since its start or last reset. */
