@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { ROOT, SESSION_COOKIE, uniqueEmail, startStack } from '../e2e/harness.mjs';
+import {
+  ROOT, SESSION_COOKIE, pushRisc, sqlString, startStack, uniqueEmail,
+} from '../e2e/harness.mjs';
 import {
   VIEWPORTS, axeViolations, focusIndicator, formatViolations, launchBrowser, saveScreenshot,
   signInThroughChooser, watchCsp,
@@ -322,5 +324,51 @@ describe('the auth pages in a browser', () => {
     const reported = await csp.list();
     assert.ok(reported.some((m) => /style-src/.test(m)), `an unlisted inline style is reported: ${JSON.stringify(reported)}`);
     await closeContext(context);
+  });
+});
+
+// Google's Cross-Account Protection on a signed-in browser: the provider pushes a security event
+// to /auth/risc, and the person's next page after SESSION_CHECK_INTERVAL is the sign-in page.
+describe('Google security events reach a signed-in browser', () => {
+  const INTERVAL = 2;
+  let stack;
+  let browser;
+  before(async () => {
+    stack = await startStack({ name: 'browser-risc', vars: { RISC_ENABLED: 'true', SESSION_CHECK_INTERVAL: String(INTERVAL) } });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  test('account-disabled: the next page after the interval asks for sign-in, and signing in is refused', async () => {
+    const context = await browser.newContext({ baseURL: stack.base });
+    context.setDefaultTimeout(20_000);
+    const page = await context.newPage();
+    const email = uniqueEmail('browser-risc');
+    await signInThroughChooser(page, stack, { callbackUrl: '/docs/', email, name: 'Hijacked Person' });
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Private docs');
+
+    // The Google account id the provider gave this person, as the worker stored it.
+    const [account] = await stack.d1(
+      `SELECT a.provider_account_id AS sub FROM accounts a JOIN users u ON u.id = a.user_id WHERE u.email = ${sqlString(email)}`,
+    );
+    const sent = await pushRisc(stack, { event: 'account-disabled', sub: account.sub, reason: 'hijacking' });
+    assert.equal(sent.status, 202, JSON.stringify(sent));
+    await new Promise((r) => setTimeout(r, (INTERVAL + 1) * 1000));
+
+    await page.goto('/docs/');
+    assert.equal(new URL(page.url()).pathname, '/auth/login', `after the interval: ${page.url()}`);
+    await page.getByRole('link', { name: 'Continue with Google' }).click();
+    await page.waitForURL((u) => u.href.startsWith(`${stack.idp}/`));
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === '/auth/error'),
+      page.getByRole('button', { name: 'Continue', exact: true }).click(),
+    ]);
+    assert.equal(new URL(page.url()).searchParams.get('error'), 'AccessDenied', page.url());
+    assert.deepEqual((await context.cookies(stack.base)).filter((c) => c.name === SESSION_COOKIE), [], 'no session cookie');
+    await context.close();
   });
 });

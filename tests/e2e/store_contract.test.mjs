@@ -22,6 +22,7 @@ describe('the store contract on real local D1', () => {
       'the_email_follows_the_google_account',
       'admin_lists_search_and_pages',
       'admin_actions_apply_once_and_are_audited',
+      'security_events_apply_once_by_google_account',
     ]);
     const failed = results.filter((r) => !r.ok);
     assert.deepEqual(failed, [], JSON.stringify(failed, null, 2));
