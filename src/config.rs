@@ -55,6 +55,12 @@ pub struct Config {
     pub session_max_age: i64,
     /// `SESSION_CHECK_INTERVAL`, seconds.
     pub session_check_interval: i64,
+    /// `LAST_SEEN_INTERVAL`, seconds: a session's `last_seen_at` is written at most once per
+    /// this period (docs/scale.md).
+    pub last_seen_interval: i64,
+    /// `LOG_D1_QUERIES`: one log line per D1 statement (what it is for, never its values), to
+    /// count what a deployment asks of D1.
+    pub log_d1_queries: bool,
     /// `SITE_NAME`.
     pub site_name: Option<String>,
     /// `UPSTREAM_TIMEOUT`, seconds: how long `UPSTREAM_URL` may take to start answering
@@ -206,6 +212,7 @@ impl Config {
         let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 10);
         let session_check_interval = seconds("SESSION_CHECK_INTERVAL", 300, 1);
         let upstream_timeout = seconds("UPSTREAM_TIMEOUT", 30, 1);
+        let last_seen_interval = seconds("LAST_SEEN_INTERVAL", 3600, 60);
         if session_check_interval > session_max_age {
             err(
                 "SESSION_CHECK_INTERVAL",
@@ -219,6 +226,14 @@ impl Config {
             Some(_) => {
                 err("RISC_ENABLED", "must be true or false".into());
                 None
+            }
+        };
+        let log_d1_queries = match get("LOG_D1_QUERIES").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                err("LOG_D1_QUERIES", "must be true or false".into());
+                false
             }
         };
         if upstream_timeout > 600 {
@@ -263,6 +278,8 @@ impl Config {
                 upstream_url,
                 session_max_age,
                 session_check_interval,
+                last_seen_interval,
+                log_d1_queries,
                 site_name,
                 upstream_timeout,
                 risc,
@@ -556,5 +573,18 @@ pub(crate) mod tests {
         .map(|e| e.var)
         .collect();
         assert_eq!(vars, ["RISC_CONFIGURATION_URL"]);
+    }
+
+    #[test]
+    fn last_seen_is_written_hourly_by_default_and_the_query_log_is_off() {
+        let c = config(&[]);
+        assert_eq!((c.last_seen_interval, c.log_d1_queries), (3600, false));
+        let c = config(&[("LAST_SEEN_INTERVAL", "600"), ("LOG_D1_QUERIES", "true")]);
+        assert_eq!((c.last_seen_interval, c.log_d1_queries), (600, true));
+        let vars: Vec<_> = errors(&[("LAST_SEEN_INTERVAL", "59"), ("LOG_D1_QUERIES", "yes")])
+            .into_iter()
+            .map(|e| e.var)
+            .collect();
+        assert_eq!(vars, ["LAST_SEEN_INTERVAL", "LOG_D1_QUERIES"]);
     }
 }

@@ -1,5 +1,6 @@
 //! The user and session store seam: D1 in production (`runtime::d1`), memory in tests.
 
+pub use crate::session::feed::Change;
 use crate::time::UnixTime;
 
 /// A user row.
@@ -235,8 +236,8 @@ pub enum Applied {
     NoMatch,
 }
 
-/// What sign-in, the gate and sign-out need: users and accounts at sign-in, one session read
-/// per renewal, revocation.
+/// What sign-in, the gate and sign-out need: users and accounts at sign-in, the change feed and
+/// session reads of renewal, last-seen writes, revocation.
 #[expect(
     async_fn_in_trait,
     reason = "single-threaded wasm: no Send bound wanted"
@@ -248,11 +249,15 @@ pub trait SessionStore {
     /// only if no other user has it (case-insensitively); otherwise the stored one is kept.
     async fn sign_in(&self, sign_in: &SignIn) -> Result<SignInOutcome, StoreError>;
 
-    /// The session and its user (one read), for renewal.
+    /// The session and its user (one read), for a renewal the change feed cannot grant.
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Marks a renewal: `last_seen_at`.
-    async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError>;
+    /// The change feed (one read, on the primary): sessions revoked and users changed at or
+    /// after `since`, with their times (docs/scale.md).
+    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError>;
+
+    /// Marks sessions seen: `last_seen_at` = `now` (never earlier than it was), one batch.
+    async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes one session.
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError>;

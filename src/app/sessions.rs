@@ -1,4 +1,5 @@
-//! The session of a request (cookie or bearer token, renewed with one D1 read once expired)
+//! The session of a request (cookie or bearer token, renewed once expired: from the change
+//! feed, or with one D1 read)
 //! and the routes that only read it: `/auth/session`, `/auth/csrf`, `/auth/verify`.
 
 use super::responses::{WireError, json_response, outage_json, with_cookie};
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use crate::error::ErrorCode;
 use crate::http::HttpClient;
+use crate::session::feed::{self, Verdict};
 use crate::session::memory::Renewal;
 use crate::session::token::{self, Reject, Session, SessionClaims, UntrustedSession, Verified};
 use crate::session::{cookies, cookies::Jar, csrf};
@@ -118,13 +120,18 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         }
     }
 
-    /// One D1 read: a live session of a user who is not disabled gets a fresh token with the
+    /// Renews an expired token: from the token itself and the isolate's change feed when the
+    /// feed names neither the session nor its user since the token was issued (no D1 read; the
+    /// feed is pulled at most once per half interval per isolate), else with one D1 read of the
+    /// session row: a live session of a user who is not disabled gets a fresh token with the
     /// current role. Other tabs' tokens stay valid, so parallel renewals never log anyone out.
-    /// What D1 said is remembered in this isolate ([`SessionMemory`]): the same renewal is
-    /// handed out again until its token expires, and an ended session is refused for one
-    /// interval, without asking D1 again.
+    /// What was granted or refused is remembered in this isolate ([`SessionMemory`]): the same
+    /// renewal is handed out again until its token expires, and an ended session is refused for
+    /// one interval, without asking D1 again. Why the feed keeps revocation within the interval:
+    /// `session::feed`.
     pub(super) async fn renew(&self, req: &Request, site: &Site, expired: &Session) -> Found {
         let old = expired.claims();
+        let interval = self.config.session_check_interval;
         let ended = || Found::Ended {
             clear: cookies::clear(Jar::Session, site),
         };
@@ -140,52 +147,74 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         if let Some(token) = remembered {
             return self.renewed_session(site, &token);
         }
-        let record = match self.store.session(&old.sid).await {
-            Ok(record) => record,
-            Err(e) => {
-                // The store is down: no session now, but the cookie is kept for a retry.
-                self.event("error", "renewal_store_error", req, Some(&e.0));
-                return Found::Unavailable;
-            }
+        self.pull_feed(req).await;
+        let verdict =
+            self.sessions
+                .borrow()
+                .feed
+                .verdict(&old.sid, &old.sub, expired.issued(), interval);
+        let (claims, as_of) = if let Verdict::Renew { as_of } = verdict {
+            // Nothing changed since the old token: its claims are still D1's, as of the pull.
+            let claims = SessionClaims {
+                iss: site.origin().to_owned(),
+                aud: site.origin().to_owned(),
+                role: self.role_of(&old.email, &old.role),
+                ..old.clone()
+            };
+            (claims, as_of)
+        } else {
+            let record = match self.store.session(&old.sid).await {
+                Ok(record) => record,
+                Err(e) => {
+                    // The store is down: no session now, but the cookie is kept for a retry.
+                    self.event("error", "renewal_store_error", req, Some(&e.0));
+                    return Found::Unavailable;
+                }
+            };
+            let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub)
+            else {
+                self.event("info", "session_ended", req, None);
+                self.sessions.borrow_mut().remember_end(
+                    &old.sid,
+                    self.now.plus(interval),
+                    self.now,
+                );
+                return ended();
+            };
+            let claims = SessionClaims {
+                iss: site.origin().to_owned(),
+                aud: site.origin().to_owned(),
+                sub: record.user.id.clone(),
+                sid: record.id.clone(),
+                role: self.role_of(&record.user.email, &record.user.role),
+                email: record.user.email.clone(),
+                name: record.user.name.clone(),
+                picture: record.user.image.clone(),
+                sxp: record.expires_at,
+            };
+            (claims, self.now)
         };
-        let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub) else {
-            self.event("info", "session_ended", req, None);
-            self.sessions.borrow_mut().remember_end(
-                &old.sid,
-                self.now.plus(self.config.session_check_interval),
-                self.now,
-            );
-            return ended();
-        };
-        let claims = SessionClaims {
-            iss: site.origin().to_owned(),
-            aud: site.origin().to_owned(),
-            sub: record.user.id.clone(),
-            sid: record.id.clone(),
-            role: self.role_of(&record.user.email, &record.user.role),
-            email: record.user.email.clone(),
-            name: record.user.name.clone(),
-            picture: record.user.image.clone(),
-            sxp: record.expires_at,
-        };
-        let Some(token) = token::issue(
-            &self.config.keys,
-            claims,
-            self.now,
-            self.config.session_check_interval,
-        ) else {
+        let Some(token) = token::issue(&self.config.keys, claims, as_of, interval) else {
             self.event("error", "renewal_signing_failed", req, None);
             return Found::Nothing;
         };
-        if let Err(e) = self.store.renewed(&record.id, self.now).await {
-            self.event("warn", "renewal_touch_failed", req, Some(&e.0));
-        }
         let found = self.renewed_session(site, &token);
         if let Some(session) = found.session() {
-            self.sessions.borrow_mut().remember_renewal(
-                &record.id,
+            let mut memory = self.sessions.borrow_mut();
+            // `last_seen_at` at most once per LAST_SEEN_INTERVAL per session, in the isolate's
+            // next batch (the runtime writes it after the response).
+            if feed::seen_due(
+                &old.sid,
+                expired.issued(),
+                as_of,
+                self.config.last_seen_interval,
+            ) {
+                memory.queue_seen(&old.sid);
+            }
+            memory.remember_renewal(
+                &old.sid,
                 Renewal {
-                    sub: record.user.id.clone(),
+                    sub: old.sub.clone(),
                     token,
                     until: session.token_expires(),
                 },
@@ -193,6 +222,26 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             );
         }
         found
+    }
+
+    /// Pulls the change feed if it is due (never pulled, or half an interval old). A failed
+    /// pull is logged and leaves the feed as it was: renewals then read the session row.
+    async fn pull_feed(&self, req: &Request) {
+        let interval = self.config.session_check_interval;
+        let Some(since) = self.sessions.borrow().feed.due(self.now, interval) else {
+            return;
+        };
+        match self.store.changes_since(since).await {
+            Ok(changes) => {
+                let n = changes.len();
+                self.sessions
+                    .borrow_mut()
+                    .feed
+                    .pulled(changes, self.now, interval);
+                self.event("info", "feed_pulled", req, Some(&n.to_string()));
+            }
+            Err(e) => self.event("warn", "feed_read_failed", req, Some(&e.0)),
+        }
     }
 
     /// The session of a token this deployment just issued, and the cookie that carries it.

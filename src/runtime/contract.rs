@@ -19,7 +19,7 @@ use crate::store::contract;
 #[wasm_bindgen(js_name = storeContract)]
 pub async fn store_contract(env: JsValue) -> String {
     let env: worker::Env = wasm_bindgen::JsCast::unchecked_into(env);
-    let store = D1Store::new(&env);
+    let store = D1Store::new(&env, false);
     let results = contract::run(&store).await;
     let rows: Vec<serde_json::Value> = results
         .into_iter()

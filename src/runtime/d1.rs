@@ -3,11 +3,12 @@
 
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1DatabaseSession, D1PreparedStatement};
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Delivery, RiscChange, RiscEffect, RiscStore,
-    SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, User, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, RiscChange, RiscEffect,
+    RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, User,
+    UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -15,16 +16,27 @@ use crate::time::UnixTime;
 /// deployment without `DB` fails only where D1 is needed, with a logged reason.
 pub(super) struct D1Store<'e> {
     env: &'e worker::Env,
+    /// `LOG_D1_QUERIES`: log each statement's SQL (placeholders only, never values).
+    log_queries: bool,
 }
 
 impl<'e> D1Store<'e> {
     /// The store of the `DB` binding of `env`.
-    pub(super) fn new(env: &'e worker::Env) -> Self {
-        Self { env }
+    pub(super) fn new(env: &'e worker::Env, log_queries: bool) -> Self {
+        Self { env, log_queries }
     }
 
-    fn db(&self) -> Result<D1Database, StoreError> {
-        self.env.d1("DB").map_err(|e| fail("binding DB", &e))
+    /// A D1 session on the primary (the D1 Sessions API, `first-primary`). Every read here
+    /// must see every committed write: the change feed bounds revocation only if it is complete
+    /// up to its pull, a renewal's session read must see a revocation, sign-in writes, and the
+    /// admin page must show its own changes. Read replicas would save nothing that matters: the
+    /// reads left are per isolate, per sign-in and per admin view, not per session (docs/scale.md).
+    fn db(&self) -> Result<D1DatabaseSession, StoreError> {
+        self.env
+            .d1("DB")
+            .map_err(|e| fail("binding DB", &e))?
+            .with_session(Some("first-primary"))
+            .map_err(|e| fail("session", &e))
     }
 
     /// Every row of one query.
@@ -43,6 +55,10 @@ impl<'e> D1Store<'e> {
     }
 
     fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
+        if self.log_queries {
+            let line = serde_json::json!({ "level": "debug", "event": "d1_query", "sql": sql });
+            worker::console_log!("{line}");
+        }
         self.db()?
             .prepare(sql)
             .bind(args)
@@ -171,6 +187,12 @@ const FIND_SESSION: &str = "SELECT s.id AS session_id, s.expires_at, s.revoked_a
      u.id, u.email, u.name, u.image, u.role, u.disabled_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
+// The change feed, written by triggers (migrations/0003_scale.sql); `changes_at` serves it.
+const CHANGES_SINCE: &str = "SELECT kind, id, at FROM changes WHERE at >= ?1";
+// `last_seen_at` of a batch of sessions (a JSON array of ids), by primary key, never backwards.
+const SEEN: &str = "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) \
+     WHERE id IN (SELECT value FROM json_each(?1))";
+
 impl SessionStore for D1Store<'_> {
     async fn sign_in(&self, s: &SignIn) -> Result<SignInOutcome, StoreError> {
         let now = int(s.now.secs());
@@ -257,14 +279,46 @@ impl SessionStore for D1Store<'_> {
         }))
     }
 
-    async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
-        self.statement(
-            "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
-            &[text(id), int(now.secs())],
-        )?
-        .run()
-        .await
-        .map_err(|e| fail("session touch", &e))?;
+    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            kind: String,
+            id: String,
+            at: f64,
+        }
+        let rows: Vec<Row> = self
+            .rows("change feed", CHANGES_SINCE, &[int(since.secs())])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let at = UnixTime(r.at as i64);
+                match r.kind.as_str() {
+                    "session" => Some(Change::Session(r.id, at)),
+                    "user" => Some(Change::User(r.id, at)),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
+    async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
+        // A few statements of up to 100 ids each, in one batch: one round trip for an
+        // isolate's whole batch.
+        let statements = ids
+            .chunks(100)
+            .map(|chunk| {
+                let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+                self.statement(SEEN, &[JsValue::from_str(&list), int(now.secs())])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if statements.is_empty() {
+            return Ok(());
+        }
+        self.db()?
+            .batch(statements)
+            .await
+            .map_err(|e| fail("last seen", &e))?;
         Ok(())
     }
 

@@ -35,10 +35,16 @@ use crate::random::OsRandom;
 use crate::session::cookies;
 use crate::session::memory::SessionMemory;
 use crate::site::Site;
+use crate::store::SessionStore as _;
 use crate::time::UnixTime;
 
 /// How long the token endpoint and JWKS may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an isolate gathers `last_seen_at` writes before writing them in one batch (in
+/// `waitUntil` of the request that queued the first). At most one batch statement per isolate
+/// per this delay, whatever the number of sessions (docs/scale.md).
+const SEEN_BATCH_DELAY: Duration = Duration::from_secs(10);
 
 /// The isolate's configuration, or every problem with it.
 type Parsed = Rc<Result<Config, Vec<ConfigError>>>;
@@ -160,9 +166,9 @@ pub fn shared_cache_headers() -> Vec<String> {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     panic_hook();
-    match handle(req, &env).await {
+    match handle(req, &env, &ctx).await {
         Ok(response) => Ok(response),
         Err(e) => {
             // Never the error's text on the wire: a generic page, the reason in the log.
@@ -173,7 +179,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     }
 }
 
-async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
+async fn handle(mut req: Request, env: &Env, ctx: &Context) -> worker::Result<Response> {
     let config = config(env);
     let Ok(config) = config.as_ref() else {
         let host = req
@@ -206,7 +212,7 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
         headers,
         body,
     };
-    let store = d1::D1Store::new(env);
+    let store = d1::D1Store::new(env, config.log_d1_queries);
     let http = fetch::FetchClient {
         timeout: PROVIDER_TIMEOUT,
     };
@@ -224,13 +230,37 @@ async fn handle(mut req: Request, env: &Env) -> worker::Result<Response> {
         log: &Console,
         now: now(),
     };
-    match app.handle(&incoming).await {
+    let outcome = app.handle(&incoming).await;
+    if sessions.borrow_mut().schedule_seen() {
+        write_seen_later(env.clone(), config.log_d1_queries, ctx);
+    }
+    match outcome {
         Outcome::Respond(response) => to_worker(response),
         Outcome::Forward(forward) => {
             let site = Site::from_url(config.auth_url.as_ref().unwrap_or(&url));
             forward_to_site(req, env, config, &site, &forward).await
         }
     }
+}
+
+/// Writes the isolate's queued `last_seen_at` batch after [`SEEN_BATCH_DELAY`], in `waitUntil`
+/// (the response does not wait). A failed write is logged (a count, no ids) and dropped: last
+/// seen is then one `LAST_SEEN_INTERVAL` late, nothing else depends on it.
+fn write_seen_later(env: Env, log_queries: bool, ctx: &Context) {
+    ctx.wait_until(async move {
+        Delay::from(SEEN_BATCH_DELAY).await;
+        let ids = SESSIONS.with(|s| s.borrow_mut().take_seen());
+        let store = d1::D1Store::new(&env, log_queries);
+        let (level, event, reason) = match store.seen(&ids, now()).await {
+            Ok(()) => ("info", "last_seen_written", None),
+            Err(e) => ("error", "last_seen_write_failed", Some(e.0)),
+        };
+        let mut line = serde_json::json!({ "level": level, "event": event, "sessions": ids.len() });
+        if let Some(reason) = reason {
+            line["reason"] = reason.into();
+        }
+        Console.line(&line.to_string());
+    });
 }
 
 /// Passes an admitted request to `ASSETS` (or `UPSTREAM_URL`): identity headers replaced,

@@ -6,9 +6,13 @@
 //! out the token D1 granted, only until that token's own `exp` (at most one interval after the
 //! D1 check), exactly as if the client had kept the cookie; a remembered end is kept for one
 //! interval, so a re-enabled user is back within the interval too. Plain data, no I/O.
+//!
+//! It also holds the isolate's change feed ([`Feed`]) and the sessions whose `last_seen_at`
+//! waits to be written in the isolate's next batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use super::feed::Feed;
 use crate::time::UnixTime;
 
 /// How many sessions each half of the memory holds; past it, forgotten entries are dropped
@@ -27,11 +31,15 @@ pub struct Renewal {
     pub until: UnixTime,
 }
 
-/// Recent renewals and ended sessions, by session id.
+/// Recent renewals and ended sessions, by session id; the change feed; last-seen writes to make.
 #[derive(Debug, Default)]
 pub struct SessionMemory {
     renewed: HashMap<String, Renewal>,
     ended: HashMap<String, UnixTime>,
+    /// What changed recently (revoked sessions, changed users), pulled from D1.
+    pub feed: Feed,
+    seen: HashSet<String>,
+    seen_scheduled: bool,
 }
 
 impl SessionMemory {
@@ -60,6 +68,28 @@ impl SessionMemory {
         self.renewed.remove(sid);
         make_room(&mut self.ended, now, |u| *u);
         self.ended.insert(sid.to_owned(), until);
+    }
+
+    /// Queues a `last_seen_at` write for `sid`, for the isolate's next batch.
+    pub fn queue_seen(&mut self, sid: &str) {
+        if self.seen.len() < CAPACITY {
+            self.seen.insert(sid.to_owned());
+        }
+    }
+
+    /// True when writes are queued and no batch is scheduled: the caller schedules one (which
+    /// takes every session queued until it runs) and this says false until it has run.
+    pub fn schedule_seen(&mut self) -> bool {
+        !self.seen.is_empty() && !std::mem::replace(&mut self.seen_scheduled, true)
+    }
+
+    /// The sessions queued for a `last_seen_at` write, emptied; the next queued one schedules a
+    /// new batch.
+    pub fn take_seen(&mut self) -> Vec<String> {
+        self.seen_scheduled = false;
+        let mut ids: Vec<String> = self.seen.drain().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Entries held (both halves).
@@ -129,6 +159,24 @@ mod tests {
         assert!(!m.is_ended("s1", UnixTime(1400)));
         m.remember_renewal("s1", renewal("u1", 1700), UnixTime(1400));
         assert!(!m.is_ended("s1", UnixTime(1400)));
+    }
+
+    #[test]
+    fn last_seen_writes_are_batched_one_schedule_at_a_time() {
+        let mut m = SessionMemory::default();
+        assert!(!m.schedule_seen(), "nothing queued");
+        m.queue_seen("b");
+        assert!(m.schedule_seen(), "the first one schedules the batch");
+        m.queue_seen("a");
+        m.queue_seen("b");
+        assert!(!m.schedule_seen(), "one batch at a time");
+        assert_eq!(m.take_seen(), ["a", "b"]);
+        assert!(m.take_seen().is_empty());
+        m.queue_seen("c");
+        assert!(
+            m.schedule_seen(),
+            "after the batch ran, a new one is scheduled"
+        );
     }
 
     #[test]

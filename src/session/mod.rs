@@ -2,6 +2,7 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod feed;
 pub mod keys;
 pub mod memory;
 pub mod token;

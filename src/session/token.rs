@@ -48,6 +48,7 @@ pub struct UntrustedSession<'a>(pub &'a str);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     claims: SessionClaims,
+    issued: UnixTime,
     expires: UnixTime,
 }
 
@@ -55,6 +56,12 @@ impl Session {
     /// The verified claims.
     pub fn claims(&self) -> &SessionClaims {
         &self.claims
+    }
+
+    /// The token's `iat`: the time as of which its claims were true of D1 (the read at sign-in
+    /// or renewal, or the change feed's pull; see `session::feed`).
+    pub fn issued(&self) -> UnixTime {
+        self.issued
     }
 
     /// The token's `exp`.
@@ -117,7 +124,8 @@ pub fn verify(
         return Err(Reject::MissingTime);
     };
     // No leeway: every token is made by this deployment, whose clocks are Cloudflare's.
-    if UnixTime::from_chrono(iat) > now {
+    let issued = UnixTime::from_chrono(iat);
+    if issued > now {
         return Err(Reject::IssuedInFuture);
     }
     if custom.sxp <= now.secs() {
@@ -126,6 +134,7 @@ pub fn verify(
     let expires = UnixTime::from_chrono(exp);
     let session = Session {
         claims: claims.custom,
+        issued,
         expires,
     };
     Ok(if expires > now {
@@ -135,8 +144,9 @@ pub fn verify(
     })
 }
 
-/// Signs a token for `claims`, valid `lifetime` seconds from `now`. Long `picture` and `name`
-/// values are dropped to keep the cookie under 1 KB.
+/// Signs a token for `claims`, issued at `now` (the time as of which the claims are true) and
+/// valid `lifetime` seconds from then. Long `picture` and `name` values are dropped to keep the
+/// cookie under 1 KB.
 pub fn issue(
     keys: &KeySet,
     mut claims: SessionClaims,

@@ -4,8 +4,8 @@
 //! the real database.
 
 use super::{
-    AdminAction, Applied, Delivery, RiscChange, RiscEffect, SignIn, SignInOutcome, StoreError,
-    User, UserStore,
+    AdminAction, Applied, Change, Delivery, RiscChange, RiscEffect, SignIn, SignInOutcome,
+    StoreError, User, UserStore,
 };
 use crate::time::UnixTime;
 
@@ -96,13 +96,18 @@ async fn sessions_are_read_renewed_and_revoked<S: UserStore>(s: &S) -> Check {
         s.session("no-such-session").await.map_err(store)?.is_none(),
         "an unknown session is None",
     )?;
-    s.renewed("s-c1", UnixTime(T0 + 300)).await.map_err(store)?;
+    let ids = ["s-c1".to_owned(), "s-c2".to_owned(), "no-such".to_owned()];
+    s.seen(&ids, UnixTime(T0 + 300)).await.map_err(store)?;
+    s.seen(&ids[..1], UnixTime(T0 + 200)).await.map_err(store)?;
     let seen = s.user_sessions(&user.id).await.map_err(store)?;
     let c1 = seen
         .iter()
         .find(|i| i.id == "s-c1")
         .ok_or("user_sessions lists the session")?;
-    expect(c1.last_seen_at == T0 + 300, "a renewal sets last_seen_at")?;
+    expect(
+        c1.last_seen_at == T0 + 300 && seen.iter().all(|i| i.last_seen_at == T0 + 300),
+        "seen sets last_seen_at of every session of the batch, never back in time",
+    )?;
     expect(
         seen.first().map(|i| i.id.as_str()) == Some("s-c2"),
         "user_sessions lists the newest first",
@@ -390,6 +395,94 @@ async fn security_events_apply_once_by_google_account<S: UserStore>(s: &S) -> Ch
     )
 }
 
+/// The ids the change feed names (from the beginning of time), sessions and users apart.
+async fn named<S: UserStore>(s: &S) -> Result<(Vec<String>, Vec<String>), String> {
+    let (mut sessions, mut users) = (Vec::new(), Vec::new());
+    for change in s.changes_since(UnixTime(0)).await.map_err(store)? {
+        match change {
+            Change::Session(id, _) => sessions.push(id),
+            Change::User(id, _) => users.push(id),
+        }
+    }
+    Ok((sessions, users))
+}
+
+/// The feed's times are the writer's clock (D1's `unixepoch()` on D1, the given time in
+/// memory), so this check compares ids, and only says of times that a read from far in the
+/// future finds nothing.
+async fn the_change_feed_names_what_changed<S: UserStore>(s: &S) -> Check {
+    let (before_s, before_u) = named(s).await?;
+    let fay = signed_in(s, &sign_in("f1", "fay@example.com", "s-f1", 0)).await?;
+    signed_in(s, &sign_in("f1", "fay@example.com", "s-f2", 5)).await?;
+    signed_in(s, &sign_in("f1", "fay@example.com", "s-f3", 6)).await?;
+    s.seen(&["s-f1".to_owned()], UnixTime(T0 + 100))
+        .await
+        .map_err(store)?;
+    let (sessions, users) = named(s).await?;
+    expect(
+        sessions.len() == before_s.len() && users.len() == before_u.len(),
+        "sign-ins that change no profile, and last-seen writes, feed nothing",
+    )?;
+    let mut renamed = sign_in("f1", "fay@example.com", "s-f4", 10);
+    renamed.name = Some("Fay Renamed".into());
+    signed_in(s, &renamed).await?;
+    s.revoke_session("s-f1", UnixTime(T0 + 20))
+        .await
+        .map_err(store)?;
+    s.revoke_session("s-f1", UnixTime(T0 + 21))
+        .await
+        .map_err(store)?;
+    let (sessions, users) = named(s).await?;
+    let new = |all: &[String], before: &[String]| all[before.len().min(all.len())..].to_vec();
+    expect(
+        new(&users, &before_u) == [fay.id.clone()],
+        &format!(
+            "a changed name names the user: {:?}",
+            new(&users, &before_u)
+        ),
+    )?;
+    expect(
+        new(&sessions, &before_s) == ["s-f1"],
+        &format!(
+            "a revocation names the session, once: {:?}",
+            new(&sessions, &before_s)
+        ),
+    )?;
+    let role = AdminAction::SetRole {
+        user_id: fay.id.clone(),
+        role: "editor".into(),
+    };
+    s.apply(&fay.id, &role, UnixTime(T0 + 30))
+        .await
+        .map_err(store)?;
+    s.apply(
+        &fay.id,
+        &AdminAction::Disable {
+            user_id: fay.id.clone(),
+        },
+        UnixTime(T0 + 40),
+    )
+    .await
+    .map_err(store)?;
+    let (sessions, users) = named(s).await?;
+    let mut revoked = new(&sessions, &before_s);
+    revoked.sort();
+    expect(
+        new(&users, &before_u).len() == 3 && revoked == ["s-f1", "s-f2", "s-f3", "s-f4"],
+        &format!(
+            "a role change and disabling name the user; disabling names each live session: {:?} {revoked:?}",
+            new(&users, &before_u)
+        ),
+    )?;
+    expect(
+        s.changes_since(UnixTime(i64::from(u32::MAX)))
+            .await
+            .map_err(store)?
+            .is_empty(),
+        "nothing changed after a time far in the future",
+    )
+}
+
 /// Runs every check on an empty store; returns each check's name and result, in order.
 pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
     vec![
@@ -417,6 +510,10 @@ pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
             "security_events_apply_once_by_google_account",
             security_events_apply_once_by_google_account(s).await,
         ),
+        (
+            "the_change_feed_names_what_changed",
+            the_change_feed_names_what_changed(s).await,
+        ),
     ]
 }
 
@@ -440,7 +537,7 @@ mod tests {
     #[test]
     fn the_memory_store_passes_the_contract() {
         let results = block_on(run(&MemoryStore::default()));
-        assert_eq!(results.len(), 6);
+        assert_eq!(results.len(), 7);
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert!(failed.is_empty(), "{failed:?}");
     }

@@ -23,6 +23,33 @@ struct Data {
     sessions: Vec<MemSession>,
     audit: Vec<(String, String, String, i64)>,
     risc_events: HashMap<String, i64>,
+    /// What D1's triggers write into `changes` (`migrations/0003_scale.sql`).
+    changes: Vec<Change>,
+}
+
+impl Data {
+    /// Revokes the sessions `which` selects that are not revoked yet, feeding `changes` as
+    /// D1's trigger does.
+    fn revoke(&mut self, t: i64, which: impl Fn(&MemSession) -> bool) {
+        for s in self.sessions.iter_mut().filter(|s| which(s)) {
+            if s.info.revoked_at.is_none() {
+                s.info.revoked_at = Some(t);
+                self.changes
+                    .push(Change::Session(s.info.id.clone(), UnixTime(t)));
+            }
+        }
+    }
+
+    /// Changes user `uid` with `f`, feeding `changes` when a field the trigger watches changed.
+    fn change_user(&mut self, uid: &str, t: i64, f: impl FnOnce(&mut User)) {
+        if let Some(u) = self.users.iter_mut().find(|u| u.user.id == uid) {
+            let before = u.user.clone();
+            f(&mut u.user);
+            if u.user != before {
+                self.changes.push(Change::User(uid.to_owned(), UnixTime(t)));
+            }
+        }
+    }
 }
 
 /// In-memory store; counts reads so tests can show the hot path never reads.
@@ -31,6 +58,8 @@ pub struct MemoryStore {
     data: RefCell<Data>,
     /// Number of `session` reads.
     pub reads: Cell<usize>,
+    feed_reads: Cell<usize>,
+    seen_writes: RefCell<HashMap<String, usize>>,
     /// When set, every call fails.
     pub broken: Cell<bool>,
 }
@@ -54,17 +83,19 @@ impl MemoryStore {
         self.data.borrow().audit.len()
     }
 
-    /// Changes a user directly, as SQL would.
-    pub fn update_user(&self, id: &str, f: impl FnOnce(&mut User)) {
-        if let Some(u) = self
-            .data
-            .borrow_mut()
-            .users
-            .iter_mut()
-            .find(|u| u.user.id == id)
-        {
-            f(&mut u.user);
-        }
+    /// Changes a user directly at time `at`, as SQL would (D1's trigger feeds `changes`).
+    pub fn update_user(&self, id: &str, at: UnixTime, f: impl FnOnce(&mut User)) {
+        self.data.borrow_mut().change_user(id, at.secs(), f);
+    }
+
+    /// How many `last_seen_at` writes session `id` had.
+    pub fn seen_writes(&self, id: &str) -> usize {
+        self.seen_writes.borrow().get(id).copied().unwrap_or(0)
+    }
+
+    /// Number of `changes_since` reads.
+    pub fn feed_reads(&self) -> usize {
+        self.feed_reads.get()
     }
 
     /// Whether session `id` is revoked.
@@ -109,8 +140,8 @@ impl SessionStore for MemoryStore {
                 user: User {
                     id: s.new_user_id.clone(),
                     email: s.email.clone(),
-                    name: None,
-                    image: None,
+                    name: s.name.clone(),
+                    image: s.image.clone(),
                     role: "user".into(),
                     disabled_at: None,
                 },
@@ -124,21 +155,24 @@ impl SessionStore for MemoryStore {
             .users
             .iter()
             .any(|u| u.user.id != user_id && u.user.email.eq_ignore_ascii_case(&s.email));
+        let email_kept = taken;
+        let t = s.now.secs();
+        d.change_user(&user_id, t, |u| {
+            if !taken {
+                u.email = s.email.clone();
+            }
+            u.name = s.name.clone();
+            u.image = s.image.clone();
+            // `ADMIN_EMAILS` matched the new email: only if that email is now this user's.
+            if s.make_admin && !taken {
+                u.role = "admin".into();
+            }
+        });
         let entry = d
             .users
-            .iter_mut()
+            .iter()
             .find(|u| u.user.id == user_id)
             .expect("account without user");
-        let email_kept = taken;
-        if !taken {
-            entry.user.email = s.email.clone();
-        }
-        entry.user.name = s.name.clone();
-        entry.user.image = s.image.clone();
-        // `ADMIN_EMAILS` matched the new email: only if that email is now this user's.
-        if s.make_admin && !taken {
-            entry.user.role = "admin".into();
-        }
         let user = entry.user.clone();
         if user.disabled_at.is_some() {
             return Ok(SignInOutcome::Disabled);
@@ -178,45 +212,51 @@ impl SessionStore for MemoryStore {
             }))
     }
 
-    async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
         self.check()?;
+        self.feed_reads.set(self.feed_reads.get() + 1);
+        Ok(self
+            .data
+            .borrow()
+            .changes
+            .iter()
+            .filter(|c| match c {
+                Change::Session(_, at) | Change::User(_, at) => *at >= since,
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
+        self.check()?;
+        for id in ids {
+            *self.seen_writes.borrow_mut().entry(id.clone()).or_default() += 1;
+        }
         for s in self
             .data
             .borrow_mut()
             .sessions
             .iter_mut()
-            .filter(|s| s.info.id == id)
+            .filter(|s| ids.contains(&s.info.id))
         {
-            s.info.last_seen_at = now.secs();
+            s.info.last_seen_at = s.info.last_seen_at.max(now.secs());
         }
         Ok(())
     }
 
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.check()?;
-        for s in self
-            .data
+        self.data
             .borrow_mut()
-            .sessions
-            .iter_mut()
-            .filter(|s| s.info.id == id)
-        {
-            s.info.revoked_at.get_or_insert(now.secs());
-        }
+            .revoke(now.secs(), |s| s.info.id == id);
         Ok(())
     }
 
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.check()?;
-        for s in self
-            .data
+        self.data
             .borrow_mut()
-            .sessions
-            .iter_mut()
-            .filter(|s| s.user_id == user_id)
-        {
-            s.info.revoked_at.get_or_insert(now.secs());
-        }
+            .revoke(now.secs(), |s| s.user_id == user_id);
         Ok(())
     }
 }
@@ -296,38 +336,18 @@ impl AdminStore for MemoryStore {
             return Ok(Applied::NoMatch);
         }
         match action {
-            AdminAction::SetRole { role, .. } => {
-                for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                    u.user.role = role.clone();
-                }
-            }
+            AdminAction::SetRole { role, .. } => d.change_user(&uid, t, |u| u.role = role.clone()),
             AdminAction::Disable { .. } => {
-                for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                    u.user.disabled_at.get_or_insert(t);
-                }
-                for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                    s.info.revoked_at.get_or_insert(t);
-                }
+                d.change_user(&uid, t, |u| {
+                    u.disabled_at.get_or_insert(t);
+                });
+                d.revoke(t, |s| s.user_id == uid);
             }
-            AdminAction::Enable { .. } => {
-                for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                    u.user.disabled_at = None;
-                }
-            }
+            AdminAction::Enable { .. } => d.change_user(&uid, t, |u| u.disabled_at = None),
             AdminAction::RevokeSession { session_id, .. } => {
-                for s in d
-                    .sessions
-                    .iter_mut()
-                    .filter(|s| s.info.id == *session_id && s.user_id == uid)
-                {
-                    s.info.revoked_at.get_or_insert(t);
-                }
+                d.revoke(t, |s| s.info.id == *session_id && s.user_id == uid);
             }
-            AdminAction::RevokeAll { .. } => {
-                for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                    s.info.revoked_at.get_or_insert(t);
-                }
-            }
+            AdminAction::RevokeAll { .. } => d.revoke(t, |s| s.user_id == uid),
         }
         d.audit.push((
             actor.to_owned(),
@@ -389,14 +409,12 @@ impl RiscStore for MemoryStore {
             d.audit
                 .push((String::new(), change.action.to_owned(), target, t));
             if change.effect == RiscEffect::Disable {
-                for u in d.users.iter_mut().filter(|u| u.user.id == uid) {
-                    u.user.disabled_at.get_or_insert(t);
-                }
+                d.change_user(&uid, t, |u| {
+                    u.disabled_at.get_or_insert(t);
+                });
             }
             if change.effect != RiscEffect::Record {
-                for s in d.sessions.iter_mut().filter(|s| s.user_id == uid) {
-                    s.info.revoked_at.get_or_insert(t);
-                }
+                d.revoke(t, |s| s.user_id == uid);
             }
         }
         Ok(Delivery::Applied { matched })

@@ -29,12 +29,14 @@ fn admin_rights_come_from_d1_not_from_the_token() {
     let ada = w.sign_in("ada@example.com", "111");
     let id = w.user_id(&ada);
     // Promoted in D1: the token still says "user", but the admin page asks D1.
-    w.store.update_user(&id, |u| u.role = "admin".into());
+    w.store
+        .update_user(&id, w.now(), |u| u.role = "admin".into());
     assert_eq!(w.page("/auth/admin", &ada).status, 200);
     // Demoted in D1: a fresh token that still says "admin" is not enough.
     let boss = w.sign_in("carol@example.com", "333");
     let carol = w.user_id(&boss);
-    w.store.update_user(&carol, |u| u.role = "admin".into());
+    w.store
+        .update_user(&carol, w.now(), |u| u.role = "admin".into());
     w.advance(300);
     let boss = format!(
         "__Host-gatehouse_session={}",
@@ -42,7 +44,8 @@ fn admin_rights_come_from_d1_not_from_the_token() {
             .cookie("__Host-gatehouse_session")
             .unwrap()
     );
-    w.store.update_user(&carol, |u| u.role = "user".into());
+    w.store
+        .update_user(&carol, w.now(), |u| u.role = "user".into());
     assert_eq!(w.page("/auth/admin", &boss).status, 403);
 }
 

@@ -29,8 +29,8 @@ use crate::http::{HttpError, HttpRequest, HttpResponse};
 use crate::store::memory::MemoryStore;
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Delivery, RiscChange, RiscStore, SessionInfo,
-    SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, RiscChange, RiscStore,
+    SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, UserSummary,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -195,9 +195,13 @@ impl SessionStore for Yielding<'_> {
         YieldOnce::default().await;
         self.0.session(id).await
     }
-    async fn renewed(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
         YieldOnce::default().await;
-        self.0.renewed(id, now).await
+        self.0.changes_since(since).await
+    }
+    async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
+        YieldOnce::default().await;
+        self.0.seen(ids, now).await
     }
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
         YieldOnce::default().await;
@@ -348,7 +352,18 @@ impl World {
             headers: map,
             body: body.as_bytes().to_vec(),
         };
-        Self::reply(run(self.app(&self.store).handle(&req)))
+        let reply = Self::reply(run(self.app(&self.store).handle(&req)));
+        self.write_seen();
+        reply
+    }
+
+    /// What the runtime does after a response: writes the queued `last_seen_at` batch (there
+    /// after a delay, in `waitUntil`; here at once).
+    fn write_seen(&self) {
+        if self.sessions.borrow_mut().schedule_seen() {
+            let ids = self.sessions.borrow_mut().take_seen();
+            run(self.store.seen(&ids, UnixTime(self.now.get()))).unwrap();
+        }
     }
 
     fn app<'w, S: UserStore>(&'w self, store: &'w S) -> App<'w, FakeGoogle, S> {
@@ -511,8 +526,29 @@ impl World {
         serde_json::from_str(&self.get("/auth/session", &[("cookie", cookie)]).body).unwrap()
     }
 
+    /// The pinned clock.
+    fn now(&self) -> UnixTime {
+        UnixTime(self.now.get())
+    }
+
     fn advance(&self, secs: i64) {
         self.now.set(self.now.get() + secs);
+    }
+
+    /// The session id (`sid`) of the token in `cookie`, current or expired.
+    fn session_id(&self, cookie: &str) -> String {
+        let token = cookie.split_once('=').unwrap().1;
+        match crate::session::token::verify(
+            &self.config.keys,
+            crate::session::token::UntrustedSession(token),
+            SITE,
+            self.now(),
+        )
+        .unwrap()
+        {
+            crate::session::token::Verified::Current(s)
+            | crate::session::token::Verified::Expired(s) => s.claims().sid.clone(),
+        }
     }
 
     fn user_id(&self, cookie: &str) -> String {
