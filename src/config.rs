@@ -212,7 +212,7 @@ impl Config {
         let session_max_age = seconds("SESSION_MAX_AGE", 30 * 86_400, 10);
         let session_check_interval = seconds("SESSION_CHECK_INTERVAL", 300, 1);
         let upstream_timeout = seconds("UPSTREAM_TIMEOUT", 30, 1);
-        let last_seen_interval = seconds("LAST_SEEN_INTERVAL", 3600, 60);
+        let last_seen_interval = seconds("LAST_SEEN_INTERVAL", 3600, 1);
         if session_check_interval > session_max_age {
             err(
                 "SESSION_CHECK_INTERVAL",
@@ -581,7 +581,7 @@ pub(crate) mod tests {
         assert_eq!((c.last_seen_interval, c.log_d1_queries), (3600, false));
         let c = config(&[("LAST_SEEN_INTERVAL", "600"), ("LOG_D1_QUERIES", "true")]);
         assert_eq!((c.last_seen_interval, c.log_d1_queries), (600, true));
-        let vars: Vec<_> = errors(&[("LAST_SEEN_INTERVAL", "59"), ("LOG_D1_QUERIES", "yes")])
+        let vars: Vec<_> = errors(&[("LAST_SEEN_INTERVAL", "0"), ("LOG_D1_QUERIES", "yes")])
             .into_iter()
             .map(|e| e.var)
             .collect();

@@ -104,11 +104,12 @@ export function logLines(stack, from = 0) {
  * Waits for `count` JSON log lines (from offset `from`) that satisfy `match` and returns them
  * all; fails with the lines seen after 5 s.
  */
-export async function waitForLog(stack, match, { from = 0, count = 1, what = 'a matching log line' } = {}) {
+export async function waitForLog(stack, match, { from = 0, count = 1, what = 'a matching log line', timeoutMs = 5000 } = {}) {
   const matching = () => logLines(stack, from).filter(match);
   await eventually(
     () => matching().length >= count,
     () => `${count} × ${what} among:\n${logLines(stack, from).map((o) => JSON.stringify(o)).join('\n')}`,
+    { timeoutMs },
   );
   return matching();
 }

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  SESSION_COOKIE, cookieValue, decodeJwt, findSetCookie, request, signIn, sleep, sqlString, startStack, uniqueEmail, waitForLog,
+  SESSION_COOKIE, cookieValue, decodeJwt, findSetCookie, logLines, request, signIn, sleep, sqlString, startStack, uniqueEmail, waitForLog,
 } from './harness.mjs';
 
 const INTERVAL = 3; // SESSION_CHECK_INTERVAL, seconds: a renewed token lives at least 2 s (iat is floored)
@@ -12,7 +12,9 @@ const INTERVAL = 3; // SESSION_CHECK_INTERVAL, seconds: a renewed token lives at
 describe('replayed session cookies', () => {
   let stack;
   before(async () => {
-    stack = await startStack({ name: 'replay', vars: { SESSION_CHECK_INTERVAL: String(INTERVAL) } });
+    // LAST_SEEN_INTERVAL=1: every renewal is due a last-seen write, to show there is one per
+    // renewal handed out, not one per request.
+    stack = await startStack({ name: 'replay', vars: { SESSION_CHECK_INTERVAL: String(INTERVAL), LAST_SEEN_INTERVAL: '1' } });
   });
   after(async () => { await stack?.stop(); });
 
@@ -66,6 +68,7 @@ describe('replayed session cookies', () => {
   test('a client that never keeps the renewed cookie is handed the same renewal, with one D1 write', async () => {
     const cookie = (await signIn(stack, { email: uniqueEmail('replay'), callbackUrl: '/' })).sessionCookie;
     await sleep(INTERVAL * 1000 + 1200);
+    const from = stack.logs().length;
     const tokens = [];
     // Spread over more than a second: a token issued anew would carry a new `iat`.
     for (let i = 0; i < 5; i += 1) {
@@ -78,7 +81,11 @@ describe('replayed session cookies', () => {
     }
     assert.equal(new Set(tokens).size, 1, `one renewal handed out again, not ${new Set(tokens).size} renewals`);
     const { iat } = decodeJwt(tokens[0]).payload;
-    assert.equal((await sessionRow(cookie)).last_seen_at, iat, 'last_seen_at written once, at the renewal');
+    // The isolate writes its batch of last-seen times 10 s after the first one queued.
+    const [batch] = await waitForLog(stack, (o) => o.event === 'last_seen_written', { from, what: 'the last-seen batch', timeoutMs: 20000 });
+    assert.equal(batch.sessions, 1, JSON.stringify(batch));
+    assert.ok((await sessionRow(cookie)).last_seen_at >= iat, 'last_seen_at written at the renewal');
+    assert.equal(logLines(stack, from).filter((o) => o.event === 'last_seen_written').length, 1, 'one write for five requests');
   });
 
   test('replaying a revoked session is refused from memory, not by a D1 read per request', async () => {
