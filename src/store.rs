@@ -253,8 +253,9 @@ pub trait SessionStore {
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
     /// The change feed (one read, on the primary): sessions revoked and users changed at or
-    /// after `since`, with their times (docs/scale.md).
-    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError>;
+    /// after `since`, with their times, at most `limit` of them (docs/scale.md).
+    async fn changes_since(&self, since: UnixTime, limit: usize)
+    -> Result<Vec<Change>, StoreError>;
 
     /// Marks sessions seen: `last_seen_at` = `now` (never earlier than it was), one batch.
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError>;

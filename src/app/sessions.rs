@@ -231,7 +231,16 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let Some(since) = self.sessions.borrow().feed.due(self.now, interval) else {
             return;
         };
-        match self.store.changes_since(since).await {
+        match self.store.changes_since(since, feed::CAPACITY + 1).await {
+            Ok(changes) if changes.len() > feed::CAPACITY => {
+                self.sessions.borrow_mut().feed.overflowed(self.now);
+                self.event(
+                    "warn",
+                    "feed_overflow",
+                    req,
+                    Some("renewals read D1 until the next pull"),
+                );
+            }
             Ok(changes) => {
                 let n = changes.len();
                 self.sessions

@@ -188,7 +188,7 @@ const FIND_SESSION: &str = "SELECT s.id AS session_id, s.expires_at, s.revoked_a
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
 // The change feed, written by triggers (migrations/0003_scale.sql); `changes_at` serves it.
-const CHANGES_SINCE: &str = "SELECT kind, id, at FROM changes WHERE at >= ?1";
+const CHANGES_SINCE: &str = "SELECT kind, id, at FROM changes WHERE at >= ?1 LIMIT ?2";
 // `last_seen_at` of a batch of sessions (a JSON array of ids), by primary key, never backwards.
 const SEEN: &str = "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) \
      WHERE id IN (SELECT value FROM json_each(?1))";
@@ -279,7 +279,11 @@ impl SessionStore for D1Store<'_> {
         }))
     }
 
-    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(
+        &self,
+        since: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             kind: String,
@@ -287,7 +291,11 @@ impl SessionStore for D1Store<'_> {
             at: f64,
         }
         let rows: Vec<Row> = self
-            .rows("change feed", CHANGES_SINCE, &[int(since.secs())])
+            .rows(
+                "change feed",
+                CHANGES_SINCE,
+                &[int(since.secs()), JsValue::from_f64(limit as f64)],
+            )
             .await?;
         Ok(rows
             .into_iter()

@@ -52,10 +52,19 @@ pub enum Verdict {
     TooOld,
 }
 
-/// Changes with a time in `(covers_from, pulled_at]`, by session and by user (latest time each).
+/// The most changes one pull takes. More than this in a window (a mass revocation by hand, say)
+/// and the isolate drops its feed until the next pull: renewals then read their session rows, as
+/// before the feed, rather than hold an unbounded map.
+pub const CAPACITY: usize = 50_000;
+
+/// Changes with a time in `(pulled_at - window, pulled_at]`, by session and by user (latest
+/// time each).
 #[derive(Debug, Default)]
 pub struct Feed {
     pulled_at: Option<UnixTime>,
+    /// The last pull brought more than [`CAPACITY`] changes: no renewal from the feed, and the
+    /// next pull reads the whole window again.
+    overflowed: bool,
     sessions: HashMap<String, UnixTime>,
     users: HashMap<String, UnixTime>,
 }
@@ -73,6 +82,9 @@ impl Feed {
     /// old gives a token at least half an interval of life.
     pub fn due(&self, now: UnixTime, interval: i64) -> Option<UnixTime> {
         match self.pulled_at {
+            Some(at) if self.overflowed && (now.secs() >= at.secs() + interval / 2 || now < at) => {
+                Some(now.plus(-window(interval)))
+            }
             None => Some(now.plus(-window(interval))),
             // Since the last pull, less the margin; never further back than the window (older
             // changes would be forgotten at once).
@@ -83,9 +95,19 @@ impl Feed {
         }
     }
 
+    /// A pull at `now` found more than [`CAPACITY`] changes: forget them all, renew nothing from
+    /// the feed until the next pull (half an interval on), which reads the whole window again.
+    pub fn overflowed(&mut self, now: UnixTime) {
+        self.sessions.clear();
+        self.users.clear();
+        self.pulled_at = Some(now);
+        self.overflowed = true;
+    }
+
     /// Takes the changes read at `now` (those with a time at or after what [`Feed::due`]
     /// said), and forgets those older than the window.
     pub fn pulled(&mut self, changes: Vec<Change>, now: UnixTime, interval: i64) {
+        self.overflowed = false;
         for change in changes {
             let (map, id, at) = match change {
                 Change::Session(id, at) => (&mut self.sessions, id, at),
@@ -103,7 +125,7 @@ impl Feed {
     /// Whether session `sid` of user `sub`, whose token was issued as of `issued`, may be
     /// renewed from the feed.
     pub fn verdict(&self, sid: &str, sub: &str, issued: UnixTime, interval: i64) -> Verdict {
-        let Some(pulled_at) = self.pulled_at else {
+        let Some(pulled_at) = self.pulled_at.filter(|_| !self.overflowed) else {
             return Verdict::TooOld;
         };
         let since = issued.plus(-MARGIN_SECS);
@@ -228,6 +250,26 @@ mod tests {
             f.verdict("s", "u", T0.plus(1), I),
             Verdict::TooOld,
             "issued after the pull"
+        );
+    }
+
+    #[test]
+    fn an_overflowing_pull_renews_nothing_from_the_feed_and_reads_the_whole_window_next() {
+        let mut f = Feed::default();
+        f.pulled(vec![], T0, I);
+        f.overflowed(T0.plus(200));
+        assert_eq!(f.verdict("s", "u", T0.plus(-100), I), Verdict::TooOld);
+        assert_eq!(
+            f.due(T0.plus(200 + I / 2 - 1), I),
+            None,
+            "not on every request"
+        );
+        let at = T0.plus(200 + I / 2);
+        assert_eq!(f.due(at, I), Some(at.plus(-window(I))));
+        f.pulled(vec![], at, I);
+        assert_eq!(
+            f.verdict("s", "u", at.plus(-I), I),
+            Verdict::Renew { as_of: at }
         );
     }
 

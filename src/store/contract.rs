@@ -398,7 +398,7 @@ async fn security_events_apply_once_by_google_account<S: UserStore>(s: &S) -> Ch
 /// The ids the change feed names (from the beginning of time), sessions and users apart.
 async fn named<S: UserStore>(s: &S) -> Result<(Vec<String>, Vec<String>), String> {
     let (mut sessions, mut users) = (Vec::new(), Vec::new());
-    for change in s.changes_since(UnixTime(0)).await.map_err(store)? {
+    for change in s.changes_since(UnixTime(0), 10_000).await.map_err(store)? {
         match change {
             Change::Session(id, _) => sessions.push(id),
             Change::User(id, _) => users.push(id),
@@ -475,7 +475,7 @@ async fn the_change_feed_names_what_changed<S: UserStore>(s: &S) -> Check {
         ),
     )?;
     expect(
-        s.changes_since(UnixTime(i64::from(u32::MAX)))
+        s.changes_since(UnixTime(i64::from(u32::MAX)), 10)
             .await
             .map_err(store)?
             .is_empty(),

@@ -212,7 +212,11 @@ impl SessionStore for MemoryStore {
             }))
     }
 
-    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(
+        &self,
+        since: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
         self.check()?;
         self.feed_reads.set(self.feed_reads.get() + 1);
         Ok(self
@@ -223,6 +227,7 @@ impl SessionStore for MemoryStore {
             .filter(|c| match c {
                 Change::Session(_, at) | Change::User(_, at) => *at >= since,
             })
+            .take(limit)
             .cloned()
             .collect())
     }

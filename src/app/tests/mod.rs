@@ -195,9 +195,13 @@ impl SessionStore for Yielding<'_> {
         YieldOnce::default().await;
         self.0.session(id).await
     }
-    async fn changes_since(&self, since: UnixTime) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(
+        &self,
+        since: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
         YieldOnce::default().await;
-        self.0.changes_since(since).await
+        self.0.changes_since(since, limit).await
     }
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
         YieldOnce::default().await;
