@@ -84,6 +84,16 @@ pub enum SignInOutcome {
     Disabled,
 }
 
+/// What a pull of the change feed read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pulled {
+    /// The changes.
+    pub changes: Vec<Change>,
+    /// Where the read stood in the database's history (a D1 Sessions API bookmark), if the
+    /// store has one: later reads anchored at it see everything the pull saw.
+    pub bookmark: Option<String>,
+}
+
 /// A store failure; the message has no user data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError(pub String);
@@ -249,13 +259,24 @@ pub trait SessionStore {
     /// only if no other user has it (case-insensitively); otherwise the stored one is kept.
     async fn sign_in(&self, sign_in: &SignIn) -> Result<SignInOutcome, StoreError>;
 
-    /// The session and its user (one read), for a renewal the change feed cannot grant.
+    /// The session and its user (one read, on the primary).
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The session and its user, read where it is cheapest (a D1 read replica) but no older than
+    /// the point `bookmark` names (a [`Pulled::bookmark`]): what a renewal the feed cannot grant
+    /// reads. A store without replicas reads as [`SessionStore::session`] does.
+    async fn session_after(
+        &self,
+        id: &str,
+        bookmark: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let _ = bookmark;
+        self.session(id).await
+    }
 
     /// The change feed (one read, on the primary): sessions revoked and users changed at or
     /// after `since`, with their times, at most `limit` of them (docs/scale.md).
-    async fn changes_since(&self, since: UnixTime, limit: usize)
-    -> Result<Vec<Change>, StoreError>;
+    async fn changes_since(&self, since: UnixTime, limit: usize) -> Result<Pulled, StoreError>;
 
     /// Marks sessions seen: `last_seen_at` = `now` (never earlier than it was), one batch.
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError>;

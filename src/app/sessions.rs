@@ -148,11 +148,13 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             return self.renewed_session(site, &token);
         }
         self.pull_feed(req).await;
-        let verdict =
-            self.sessions
-                .borrow()
-                .feed
-                .verdict(&old.sid, &old.sub, expired.issued(), interval);
+        let verdict = self.sessions.borrow().feed.verdict(
+            &old.sid,
+            &old.sub,
+            expired.issued(),
+            self.now,
+            interval,
+        );
         let (claims, as_of) = if let Verdict::Renew { as_of } = verdict {
             // Nothing changed since the old token: its claims are still D1's, as of the pull.
             let claims = SessionClaims {
@@ -163,36 +165,10 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             };
             (claims, as_of)
         } else {
-            let record = match self.store.session(&old.sid).await {
-                Ok(record) => record,
-                Err(e) => {
-                    // The store is down: no session now, but the cookie is kept for a retry.
-                    self.event("error", "renewal_store_error", req, Some(&e.0));
-                    return Found::Unavailable;
-                }
-            };
-            let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub)
-            else {
-                self.event("info", "session_ended", req, None);
-                self.sessions.borrow_mut().remember_end(
-                    &old.sid,
-                    self.now.plus(interval),
-                    self.now,
-                );
-                return ended();
-            };
-            let claims = SessionClaims {
-                iss: site.origin().to_owned(),
-                aud: site.origin().to_owned(),
-                sub: record.user.id.clone(),
-                sid: record.id.clone(),
-                role: self.role_of(&record.user.email, &record.user.role),
-                email: record.user.email.clone(),
-                name: record.user.name.clone(),
-                picture: record.user.image.clone(),
-                sxp: record.expires_at,
-            };
-            (claims, self.now)
+            match self.renewal_from_row(req, site, old).await {
+                Ok(renewal) => renewal,
+                Err(found) => return found,
+            }
         };
         let Some(token) = token::issue(&self.config.keys, claims, as_of, interval) else {
             self.event("error", "renewal_signing_failed", req, None);
@@ -224,6 +200,56 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         found
     }
 
+    /// The claims of a renewal the feed cannot grant, from the session row, and the time they
+    /// are true as of; or what to answer instead (ended, D1 down). The row is read from a
+    /// replica no older than the feed's pull (its bookmark), and the token is then issued as of
+    /// that pull; without a serving feed, from the primary, as of now. Either way the claims are
+    /// true of D1 as of the token's `iat`.
+    async fn renewal_from_row(
+        &self,
+        req: &Request,
+        site: &Site,
+        old: &SessionClaims,
+    ) -> Result<(SessionClaims, UnixTime), Found> {
+        let interval = self.config.session_check_interval;
+        let anchor = self
+            .sessions
+            .borrow()
+            .feed
+            .anchor(self.now, interval)
+            .map(|(at, bookmark)| (at, bookmark.to_owned()));
+        let (read, as_of) = match &anchor {
+            Some((at, bookmark)) => (self.store.session_after(&old.sid, bookmark).await, *at),
+            None => (self.store.session(&old.sid).await, self.now),
+        };
+        let record = read.map_err(|e| {
+            // The store is down: no session now, but the cookie is kept for a retry.
+            self.event("error", "renewal_store_error", req, Some(&e.0));
+            Found::Unavailable
+        })?;
+        let Some(record) = record.filter(|r| r.is_live(self.now) && r.user.id == old.sub) else {
+            self.event("info", "session_ended", req, None);
+            self.sessions
+                .borrow_mut()
+                .remember_end(&old.sid, self.now.plus(interval), self.now);
+            return Err(Found::Ended {
+                clear: cookies::clear(Jar::Session, site),
+            });
+        };
+        let claims = SessionClaims {
+            iss: site.origin().to_owned(),
+            aud: site.origin().to_owned(),
+            sub: record.user.id.clone(),
+            sid: record.id.clone(),
+            role: self.role_of(&record.user.email, &record.user.role),
+            email: record.user.email.clone(),
+            name: record.user.name.clone(),
+            picture: record.user.image.clone(),
+            sxp: record.expires_at,
+        };
+        Ok((claims, as_of))
+    }
+
     /// Pulls the change feed if it is due (never pulled, or half an interval old). A failed
     /// pull is logged and leaves the feed as it was: renewals then read the session row.
     async fn pull_feed(&self, req: &Request) {
@@ -232,7 +258,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             return;
         };
         match self.store.changes_since(since, feed::CAPACITY + 1).await {
-            Ok(changes) if changes.len() > feed::CAPACITY => {
+            Ok(pulled) if pulled.changes.len() > feed::CAPACITY => {
                 self.sessions.borrow_mut().feed.overflowed(self.now);
                 self.event(
                     "warn",
@@ -241,12 +267,14 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                     Some("renewals read D1 until the next pull"),
                 );
             }
-            Ok(changes) => {
-                let n = changes.len();
-                self.sessions
-                    .borrow_mut()
-                    .feed
-                    .pulled(changes, self.now, interval);
+            Ok(pulled) => {
+                let n = pulled.changes.len();
+                self.sessions.borrow_mut().feed.pulled(
+                    pulled.changes,
+                    pulled.bookmark,
+                    self.now,
+                    interval,
+                );
                 self.event("info", "feed_pulled", req, Some(&n.to_string()));
             }
             Err(e) => self.event("warn", "feed_read_failed", req, Some(&e.0)),

@@ -6,7 +6,7 @@ use wasm_bindgen::JsValue;
 use worker::{D1DatabaseSession, D1PreparedStatement};
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, RiscChange, RiscEffect,
+    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, Pulled, RiscChange, RiscEffect,
     RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, User,
     UserSummary,
 };
@@ -26,16 +26,21 @@ impl<'e> D1Store<'e> {
         Self { env, log_queries }
     }
 
-    /// A D1 session on the primary (the D1 Sessions API, `first-primary`). Every read here
-    /// must see every committed write: the change feed bounds revocation only if it is complete
-    /// up to its pull, a renewal's session read must see a revocation, sign-in writes, and the
-    /// admin page must show its own changes. Read replicas would save nothing that matters: the
-    /// reads left are per isolate, per sign-in and per admin view, not per session (docs/scale.md).
+    /// A D1 session on the primary (the D1 Sessions API, `first-primary`), for every read but
+    /// [`SessionStore::session_after`]: the change feed bounds revocation only if it is complete
+    /// up to its pull, sign-in and admin actions write, and the admin page must show its own
+    /// changes (docs/scale.md).
     fn db(&self) -> Result<D1DatabaseSession, StoreError> {
+        self.session_at("first-primary")
+    }
+
+    /// A D1 session that starts at `constraint_or_bookmark`: `first-primary`, or a bookmark
+    /// (any replica at least as fresh as the point it names).
+    fn session_at(&self, constraint_or_bookmark: &str) -> Result<D1DatabaseSession, StoreError> {
         self.env
             .d1("DB")
             .map_err(|e| fail("binding DB", &e))?
-            .with_session(Some("first-primary"))
+            .with_session(Some(constraint_or_bookmark))
             .map_err(|e| fail("session", &e))
     }
 
@@ -55,14 +60,21 @@ impl<'e> D1Store<'e> {
     }
 
     fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
+        self.statement_in(&self.db()?, sql, args)
+    }
+
+    /// Every statement is prepared here (and logged here with `LOG_D1_QUERIES`).
+    fn statement_in(
+        &self,
+        db: &D1DatabaseSession,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<D1PreparedStatement, StoreError> {
         if self.log_queries {
             let line = serde_json::json!({ "level": "debug", "event": "d1_query", "sql": sql });
             worker::console_log!("{line}");
         }
-        self.db()?
-            .prepare(sql)
-            .bind(args)
-            .map_err(|e| fail("bind", &e))
+        db.prepare(sql).bind(args).map_err(|e| fail("bind", &e))
     }
 }
 
@@ -114,6 +126,17 @@ struct SessionRow {
     revoked_at: Option<f64>,
     #[serde(flatten)]
     user: UserRow,
+}
+
+impl SessionRow {
+    fn into_record(self) -> SessionRecord {
+        SessionRecord {
+            id: self.session_id,
+            expires_at: self.expires_at as i64,
+            revoked_at: self.revoked_at.map(|t| t as i64),
+            user: self.user.into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -271,33 +294,31 @@ impl SessionStore for D1Store<'_> {
             .first(None)
             .await
             .map_err(|e| fail("session read", &e))?;
-        Ok(row.map(|r| SessionRecord {
-            id: r.session_id,
-            expires_at: r.expires_at as i64,
-            revoked_at: r.revoked_at.map(|t| t as i64),
-            user: r.user.into(),
-        }))
+        Ok(row.map(SessionRow::into_record))
     }
 
-    async fn changes_since(
-        &self,
-        since: UnixTime,
-        limit: usize,
-    ) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(&self, since: UnixTime, limit: usize) -> Result<Pulled, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             kind: String,
             id: String,
             at: f64,
         }
+        // On the primary: the revocation bound rests on the feed being complete up to its pull.
+        let db = self.db()?;
         let rows: Vec<Row> = self
-            .rows(
-                "change feed",
+            .statement_in(
+                &db,
                 CHANGES_SINCE,
                 &[int(since.secs()), JsValue::from_f64(limit as f64)],
-            )
-            .await?;
-        Ok(rows
+            )?
+            .all()
+            .await
+            .map_err(|e| fail("change feed", &e))?
+            .results()
+            .map_err(|e| fail("change feed", &e))?;
+        let bookmark = db.get_bookmark().ok().flatten();
+        let changes = rows
             .into_iter()
             .filter_map(|r| {
                 let at = UnixTime(r.at as i64);
@@ -307,7 +328,23 @@ impl SessionStore for D1Store<'_> {
                     _ => None,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Pulled { changes, bookmark })
+    }
+
+    async fn session_after(
+        &self,
+        id: &str,
+        bookmark: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        // Any replica at least as fresh as the feed's pull: stale only in ways the feed already
+        // accounts for (the token is issued as of the pull).
+        let row: Option<SessionRow> = self
+            .statement_in(&self.session_at(bookmark)?, FIND_SESSION, &[text(id)])?
+            .first(None)
+            .await
+            .map_err(|e| fail("session read", &e))?;
+        Ok(row.map(SessionRow::into_record))
     }
 
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {

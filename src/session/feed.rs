@@ -65,8 +65,16 @@ pub struct Feed {
     /// The last pull brought more than [`CAPACITY`] changes: no renewal from the feed, and the
     /// next pull reads the whole window again.
     overflowed: bool,
+    /// Where the last pull stood in D1's history (a Sessions API bookmark).
+    bookmark: Option<String>,
     sessions: HashMap<String, UnixTime>,
     users: HashMap<String, UnixTime>,
+}
+
+/// How long a pull serves: half an interval (at least a second), so a token issued as of the
+/// pull lives at least that long.
+fn serves(interval: i64) -> i64 {
+    (interval / 2).max(1)
 }
 
 /// How far back the feed reaches: two intervals and the margin, so that a token that expired
@@ -82,13 +90,15 @@ impl Feed {
     /// old gives a token at least half an interval of life.
     pub fn due(&self, now: UnixTime, interval: i64) -> Option<UnixTime> {
         match self.pulled_at {
-            Some(at) if self.overflowed && (now.secs() >= at.secs() + interval / 2 || now < at) => {
+            Some(at)
+                if self.overflowed && (now.secs() >= at.secs() + serves(interval) || now < at) =>
+            {
                 Some(now.plus(-window(interval)))
             }
             None => Some(now.plus(-window(interval))),
             // Since the last pull, less the margin; never further back than the window (older
             // changes would be forgotten at once).
-            Some(at) if now.secs() >= at.secs() + interval / 2 || now < at => {
+            Some(at) if now.secs() >= at.secs() + serves(interval) || now < at => {
                 Some(at.plus(-MARGIN_SECS).max(now.plus(-window(interval))))
             }
             Some(_) => None,
@@ -100,14 +110,22 @@ impl Feed {
     pub fn overflowed(&mut self, now: UnixTime) {
         self.sessions.clear();
         self.users.clear();
+        self.bookmark = None;
         self.pulled_at = Some(now);
         self.overflowed = true;
     }
 
     /// Takes the changes read at `now` (those with a time at or after what [`Feed::due`]
-    /// said), and forgets those older than the window.
-    pub fn pulled(&mut self, changes: Vec<Change>, now: UnixTime, interval: i64) {
+    /// said) and the read's bookmark, and forgets changes older than the window.
+    pub fn pulled(
+        &mut self,
+        changes: Vec<Change>,
+        bookmark: Option<String>,
+        now: UnixTime,
+        interval: i64,
+    ) {
         self.overflowed = false;
+        self.bookmark = bookmark;
         for change in changes {
             let (map, id, at) = match change {
                 Change::Session(id, at) => (&mut self.sessions, id, at),
@@ -122,10 +140,25 @@ impl Feed {
         self.pulled_at = Some(now);
     }
 
+    /// The pull time, if the feed serves at `now`: pulled less than half an interval ago (a
+    /// pull that failed leaves an older feed, which then serves nothing) and not overflowed.
+    fn serving(&self, now: UnixTime, interval: i64) -> Option<UnixTime> {
+        self.pulled_at.filter(|at| {
+            !self.overflowed && *at <= now && now.secs() < at.secs() + serves(interval)
+        })
+    }
+
     /// Whether session `sid` of user `sub`, whose token was issued as of `issued`, may be
-    /// renewed from the feed.
-    pub fn verdict(&self, sid: &str, sub: &str, issued: UnixTime, interval: i64) -> Verdict {
-        let Some(pulled_at) = self.pulled_at.filter(|_| !self.overflowed) else {
+    /// renewed from the feed at `now`.
+    pub fn verdict(
+        &self,
+        sid: &str,
+        sub: &str,
+        issued: UnixTime,
+        now: UnixTime,
+        interval: i64,
+    ) -> Verdict {
+        let Some(pulled_at) = self.serving(now, interval) else {
             return Verdict::TooOld;
         };
         let since = issued.plus(-MARGIN_SECS);
@@ -141,9 +174,11 @@ impl Feed {
         Verdict::Renew { as_of: pulled_at }
     }
 
-    /// When the feed was last pulled.
-    pub fn pulled_at(&self) -> Option<UnixTime> {
-        self.pulled_at
+    /// When the feed was last pulled, with the pull's bookmark, if the feed is usable: a read
+    /// anchored at that bookmark sees at least what D1 held at that time, so a token made from
+    /// it may be issued as of that time.
+    pub fn anchor(&self, now: UnixTime, interval: i64) -> Option<(UnixTime, &str)> {
+        Some((self.serving(now, interval)?, self.bookmark.as_deref()?))
     }
 
     /// Changes held.
@@ -181,6 +216,8 @@ mod tests {
 
     const I: i64 = 300;
     const T0: UnixTime = UnixTime(1_800_000_000);
+    /// When the tests' feeds are consulted: at their pull.
+    const NOW: UnixTime = T0;
 
     fn s(id: &str, at: i64) -> Change {
         Change::Session(id.into(), T0.plus(at))
@@ -194,8 +231,12 @@ mod tests {
     fn a_cold_feed_reads_the_whole_window_then_every_half_interval_since_the_last_pull() {
         let mut f = Feed::default();
         assert_eq!(f.due(T0, I), Some(T0.plus(-window(I))));
-        assert_eq!(f.verdict("s", "u", T0, I), Verdict::TooOld, "no feed yet");
-        f.pulled(vec![], T0, I);
+        assert_eq!(
+            f.verdict("s", "u", T0, T0, I),
+            Verdict::TooOld,
+            "no feed yet"
+        );
+        f.pulled(vec![], None, T0, I);
         assert_eq!(f.due(T0.plus(I / 2 - 1), I), None);
         assert_eq!(
             f.due(T0.plus(I / 2), I),
@@ -214,24 +255,40 @@ mod tests {
         let mut f = Feed::default();
         f.pulled(
             vec![s("revoked", -100), u("changed", -50), s("old", -500)],
+            Some("b1".into()),
             T0,
             I,
         );
+        assert_eq!(
+            f.anchor(T0, I),
+            Some((T0, "b1")),
+            "the pull's time and bookmark"
+        );
+        assert_eq!(
+            f.anchor(T0.plus(I / 2), I),
+            None,
+            "a stale feed anchors nothing"
+        );
+        assert_eq!(
+            f.verdict("s1", "u1", T0.plus(-I - 10), T0.plus(I / 2), I),
+            Verdict::TooOld,
+            "nor renews"
+        );
         let issued = T0.plus(-I - 10);
         assert_eq!(
-            f.verdict("s1", "u1", issued, I),
+            f.verdict("s1", "u1", issued, NOW, I),
             Verdict::Renew { as_of: T0 }
         );
-        assert_eq!(f.verdict("revoked", "u1", issued, I), Verdict::Changed);
-        assert_eq!(f.verdict("s1", "changed", issued, I), Verdict::Changed);
+        assert_eq!(f.verdict("revoked", "u1", issued, NOW, I), Verdict::Changed);
+        assert_eq!(f.verdict("s1", "changed", issued, NOW, I), Verdict::Changed);
         // A change before the token's iat (less the margin) is already in its claims.
         assert_eq!(
-            f.verdict("old", "u1", T0.plus(-400), I),
+            f.verdict("old", "u1", T0.plus(-400), NOW, I),
             Verdict::Renew { as_of: T0 }
         );
         // Within the margin: read the row.
         assert_eq!(
-            f.verdict("old", "u1", T0.plus(-500 + MARGIN_SECS), I),
+            f.verdict("old", "u1", T0.plus(-500 + MARGIN_SECS), NOW, I),
             Verdict::Changed
         );
     }
@@ -239,15 +296,15 @@ mod tests {
     #[test]
     fn a_token_older_than_the_window_reads_the_row() {
         let mut f = Feed::default();
-        f.pulled(vec![], T0, I);
+        f.pulled(vec![], None, T0, I);
         let edge = T0.plus(-window(I) + MARGIN_SECS);
-        assert_eq!(f.verdict("s", "u", edge, I), Verdict::TooOld);
+        assert_eq!(f.verdict("s", "u", edge, NOW, I), Verdict::TooOld);
         assert_eq!(
-            f.verdict("s", "u", edge.plus(1), I),
+            f.verdict("s", "u", edge.plus(1), NOW, I),
             Verdict::Renew { as_of: T0 }
         );
         assert_eq!(
-            f.verdict("s", "u", T0.plus(1), I),
+            f.verdict("s", "u", T0.plus(1), NOW, I),
             Verdict::TooOld,
             "issued after the pull"
         );
@@ -256,9 +313,14 @@ mod tests {
     #[test]
     fn an_overflowing_pull_renews_nothing_from_the_feed_and_reads_the_whole_window_next() {
         let mut f = Feed::default();
-        f.pulled(vec![], T0, I);
+        f.pulled(vec![], None, T0, I);
         f.overflowed(T0.plus(200));
-        assert_eq!(f.verdict("s", "u", T0.plus(-100), I), Verdict::TooOld);
+        assert_eq!(f.verdict("s", "u", T0.plus(-100), NOW, I), Verdict::TooOld);
+        assert_eq!(
+            f.anchor(T0.plus(200), I),
+            None,
+            "no anchor for reads either"
+        );
         assert_eq!(
             f.due(T0.plus(200 + I / 2 - 1), I),
             None,
@@ -266,9 +328,9 @@ mod tests {
         );
         let at = T0.plus(200 + I / 2);
         assert_eq!(f.due(at, I), Some(at.plus(-window(I))));
-        f.pulled(vec![], at, I);
+        f.pulled(vec![], None, at, I);
         assert_eq!(
-            f.verdict("s", "u", at.plus(-I), I),
+            f.verdict("s", "u", at.plus(-I), at, I),
             Verdict::Renew { as_of: at }
         );
     }
@@ -276,9 +338,9 @@ mod tests {
     #[test]
     fn changes_older_than_the_window_are_forgotten_and_the_latest_time_is_kept() {
         let mut f = Feed::default();
-        f.pulled(vec![s("a", -10), s("a", -200), u("b", -20)], T0, I);
+        f.pulled(vec![s("a", -10), s("a", -200), u("b", -20)], None, T0, I);
         assert_eq!(f.len(), 2);
-        f.pulled(vec![], T0.plus(window(I) + 1), I);
+        f.pulled(vec![], None, T0.plus(window(I) + 1), I);
         assert!(f.is_empty());
     }
 

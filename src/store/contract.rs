@@ -398,7 +398,12 @@ async fn security_events_apply_once_by_google_account<S: UserStore>(s: &S) -> Ch
 /// The ids the change feed names (from the beginning of time), sessions and users apart.
 async fn named<S: UserStore>(s: &S) -> Result<(Vec<String>, Vec<String>), String> {
     let (mut sessions, mut users) = (Vec::new(), Vec::new());
-    for change in s.changes_since(UnixTime(0), 10_000).await.map_err(store)? {
+    for change in s
+        .changes_since(UnixTime(0), 10_000)
+        .await
+        .map_err(store)?
+        .changes
+    {
         match change {
             Change::Session(id, _) => sessions.push(id),
             Change::User(id, _) => users.push(id),
@@ -448,6 +453,19 @@ async fn the_change_feed_names_what_changed<S: UserStore>(s: &S) -> Check {
             new(&sessions, &before_s)
         ),
     )?;
+    let pulled = s.changes_since(UnixTime(0), 10_000).await.map_err(store)?;
+    let bookmark = pulled
+        .bookmark
+        .ok_or("a pull of the feed gives a bookmark")?;
+    let row = s
+        .session_after("s-f1", &bookmark)
+        .await
+        .map_err(store)?
+        .ok_or("session_after finds the session")?;
+    expect(
+        row.revoked_at.is_some(),
+        "a read after the pull's bookmark sees what the pull saw",
+    )?;
     let role = AdminAction::SetRole {
         user_id: fay.id.clone(),
         role: "editor".into(),
@@ -478,6 +496,7 @@ async fn the_change_feed_names_what_changed<S: UserStore>(s: &S) -> Check {
         s.changes_since(UnixTime(i64::from(u32::MAX)), 10)
             .await
             .map_err(store)?
+            .changes
             .is_empty(),
         "nothing changed after a time far in the future",
     )

@@ -60,6 +60,7 @@ pub struct MemoryStore {
     pub reads: Cell<usize>,
     feed_reads: Cell<usize>,
     seen_writes: RefCell<HashMap<String, usize>>,
+    reads_after: RefCell<Vec<String>>,
     /// When set, every call fails.
     pub broken: Cell<bool>,
 }
@@ -91,6 +92,11 @@ impl MemoryStore {
     /// How many `last_seen_at` writes session `id` had.
     pub fn seen_writes(&self, id: &str) -> usize {
         self.seen_writes.borrow().get(id).copied().unwrap_or(0)
+    }
+
+    /// The bookmarks `session_after` was asked to read after, in order.
+    pub fn reads_after(&self) -> Vec<String> {
+        self.reads_after.borrow().clone()
     }
 
     /// Number of `changes_since` reads.
@@ -212,14 +218,19 @@ impl SessionStore for MemoryStore {
             }))
     }
 
-    async fn changes_since(
+    async fn session_after(
         &self,
-        since: UnixTime,
-        limit: usize,
-    ) -> Result<Vec<Change>, StoreError> {
+        id: &str,
+        bookmark: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.reads_after.borrow_mut().push(bookmark.to_owned());
+        self.session(id).await
+    }
+
+    async fn changes_since(&self, since: UnixTime, limit: usize) -> Result<Pulled, StoreError> {
         self.check()?;
         self.feed_reads.set(self.feed_reads.get() + 1);
-        Ok(self
+        let changes = self
             .data
             .borrow()
             .changes
@@ -229,7 +240,11 @@ impl SessionStore for MemoryStore {
             })
             .take(limit)
             .cloned()
-            .collect())
+            .collect();
+        Ok(Pulled {
+            changes,
+            bookmark: Some(format!("memory-{}", self.feed_reads.get())),
+        })
     }
 
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {

@@ -23,6 +23,7 @@ describe('the store contract on real local D1', () => {
       'admin_lists_search_and_pages',
       'admin_actions_apply_once_and_are_audited',
       'security_events_apply_once_by_google_account',
+      'the_change_feed_names_what_changed',
     ]);
     const failed = results.filter((r) => !r.ok);
     assert.deepEqual(failed, [], JSON.stringify(failed, null, 2));

@@ -29,7 +29,7 @@ use crate::http::{HttpError, HttpRequest, HttpResponse};
 use crate::store::memory::MemoryStore;
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, RiscChange, RiscStore,
+    AdminAction, AdminStore, Applied, AuditEntry, Delivery, Pulled, RiscChange, RiscStore,
     SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, UserSummary,
 };
 
@@ -195,11 +195,7 @@ impl SessionStore for Yielding<'_> {
         YieldOnce::default().await;
         self.0.session(id).await
     }
-    async fn changes_since(
-        &self,
-        since: UnixTime,
-        limit: usize,
-    ) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(&self, since: UnixTime, limit: usize) -> Result<Pulled, StoreError> {
         YieldOnce::default().await;
         self.0.changes_since(since, limit).await
     }

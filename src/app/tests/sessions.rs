@@ -516,3 +516,67 @@ fn a_utf8_site_cookie_does_not_hide_the_session() {
     w.advance(300);
     assert_eq!(w.page("/docs/", &cookie).status, 302, "signed out");
 }
+
+/// A feed that could not be pulled again (D1 down) serves nothing: the renewal asks D1 for the
+/// row and says "try again" (503), never issues a token as of a stale pull (one that would be
+/// expired at once and sign the visitor out).
+#[test]
+fn a_stale_feed_renews_nothing_when_d1_is_down() {
+    let w = world(&[]);
+    let mut cookie = w.sign_in("ada@example.com", "111");
+    w.advance(301);
+    let r = w.page("/docs/", &cookie);
+    cookie = format!(
+        "__Host-gatehouse_session={}",
+        r.cookie("__Host-gatehouse_session")
+            .expect("renewed from the feed")
+    );
+    w.store.broken.set(true);
+    w.advance(301);
+    let r = w.page("/docs/", &cookie);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.cookies.is_empty(), "the cookie is kept: {:?}", r.cookies);
+    w.store.broken.set(false);
+    assert!(
+        w.page("/docs/", &cookie).forward.is_some(),
+        "back once D1 is"
+    );
+}
+
+/// A renewal that must read its row reads it no older than the feed's pull (its bookmark) and
+/// issues the token as of that pull.
+#[test]
+fn a_row_read_is_anchored_at_the_feed_and_issued_as_of_its_pull() {
+    let w = world(&[]);
+    let cookie = w.sign_in("ada@example.com", "111");
+    let id = w.user_id(&cookie);
+    w.advance(100);
+    w.store
+        .update_user(&id, w.now(), |u| u.role = "editor".into());
+    w.advance(201);
+    let pulled_at = w.now();
+    let r = w.page("/docs/", &cookie);
+    assert_eq!(r.forward.unwrap().identity.unwrap().role, "editor");
+    assert_eq!(
+        w.store.reads_after(),
+        ["memory-1"],
+        "read after the pull's bookmark"
+    );
+    w.advance(10);
+    let renewed = format!(
+        "__Host-gatehouse_session={}",
+        w.page("/docs/", &cookie)
+            .cookie("__Host-gatehouse_session")
+            .unwrap()
+    );
+    let claims = w.session_json(&renewed);
+    assert_eq!(claims["user"]["role"], "editor");
+    let token = renewed.split_once('=').unwrap().1;
+    let payload: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["iat"], pulled_at.secs(), "as of the pull");
+}
