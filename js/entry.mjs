@@ -5,6 +5,8 @@
 // unexpired session token that the path admits, goes straight to ASSETS from here. Everything
 // else — sign-in, renewal (one D1 read), refusals, bearer tokens, UPSTREAM_URL mode, requests
 // carrying X-Auth-* headers — goes to the Rust worker's own fetch, which applies the same rules.
+// The cron trigger (wrangler.toml's [triggers]) goes straight to the Rust worker's scheduled
+// handler, which prunes old rows (src/prune.rs).
 // An admitted verdict is remembered until the token lapses (js/verdicts.mjs says why that is
 // safe), so repeat requests with the same cookie skip the call.
 import Gatehouse from '../build/index.js';
@@ -16,6 +18,9 @@ import { memo, Verdicts } from './verdicts.mjs';
 const { gateCheck, identityHeaderPrefix, privateCacheControl, privateVary, sharedCacheHeaders } = Gatehouse.prototype;
 if ([gateCheck, identityHeaderPrefix, privateCacheControl, privateVary, sharedCacheHeaders].some((f) => typeof f !== 'function')) {
   throw new Error('build/index.js lacks gateCheck/identityHeaderPrefix/privateCacheControl/privateVary/sharedCacheHeaders: rebuild with scripts/build');
+}
+if (typeof Gatehouse.prototype.scheduled !== 'function') {
+  throw new Error('build/index.js lacks the scheduled handler: rebuild with scripts/build');
 }
 
 // gateCheck's answer: FULL, PUBLIC, or (any other value) admitted until that Unix second.
@@ -59,5 +64,9 @@ export default {
     }
     // The full route: the Rust worker's own entrypoint.
     return new Gatehouse(ctx, env).fetch(request);
+  },
+  // The cron trigger: pruning, in the Rust worker's own entrypoint.
+  scheduled(controller, env, ctx) {
+    return new Gatehouse(ctx, env).scheduled(controller);
   },
 };

@@ -69,9 +69,18 @@ pub struct Config {
     /// `RISC_CONFIGURATION_URL` when `RISC_ENABLED` is `true`: the receiver of Google's
     /// security events (`POST /auth/risc`) is on, and finds its issuer and keys here.
     pub risc: Option<Url>,
+    /// `AUDIT_RETENTION_DAYS`: audit log rows older than this many days are pruned by the
+    /// scheduled handler (`crate::prune`).
+    pub audit_retention_days: i64,
 }
 
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// `AUDIT_RETENTION_DAYS` when unset: a year of admin actions.
+const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
+/// The longest `AUDIT_RETENTION_DAYS` accepted (a century): far beyond any need, and the cut-off
+/// time stays a plain number.
+const MAX_AUDIT_RETENTION_DAYS: i64 = 36_500;
 
 impl Config {
     /// Reads every variable through `get` (vars and secrets alike) and validates them all.
@@ -246,6 +255,21 @@ impl Config {
                 "must be an https:// origin without a path, such as https://my-site.pages.dev (http:// only on localhost)".into(),
             );
         }
+        let audit_retention_days = match get("AUDIT_RETENTION_DAYS") {
+            None => DEFAULT_AUDIT_RETENTION_DAYS,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (1..=MAX_AUDIT_RETENTION_DAYS).contains(&n) => n,
+                _ => {
+                    err(
+                        "AUDIT_RETENTION_DAYS",
+                        format!(
+                            "must be a whole number of days, from 1 to {MAX_AUDIT_RETENTION_DAYS}"
+                        ),
+                    );
+                    DEFAULT_AUDIT_RETENTION_DAYS
+                }
+            },
+        };
 
         match (
             client_id,
@@ -283,6 +307,7 @@ impl Config {
                 site_name,
                 upstream_timeout,
                 risc,
+                audit_retention_days,
             }),
             _ => Err(errors),
         }
@@ -586,5 +611,26 @@ pub(crate) mod tests {
             .map(|e| e.var)
             .collect();
         assert_eq!(vars, ["LAST_SEEN_INTERVAL", "LOG_D1_QUERIES"]);
+    }
+
+    #[test]
+    fn audit_rows_are_kept_a_year_by_default_and_the_retention_is_checked() {
+        assert_eq!(config(&[]).audit_retention_days, 365);
+        assert_eq!(
+            config(&[("AUDIT_RETENTION_DAYS", " 30 ")]).audit_retention_days,
+            30
+        );
+        assert_eq!(
+            config(&[("AUDIT_RETENTION_DAYS", "36500")]).audit_retention_days,
+            36_500
+        );
+        for bad in ["0", "-1", "36501", "1.5", "a year", "99999999999999999999"] {
+            let errs = errors(&[("AUDIT_RETENTION_DAYS", bad)]);
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(
+                errs[0].to_string(),
+                "AUDIT_RETENTION_DAYS must be a whole number of days, from 1 to 36500"
+            );
+        }
     }
 }

@@ -21,6 +21,7 @@ pub mod gate;
 pub mod http;
 pub mod oidc;
 pub mod pages;
+pub mod prune;
 pub mod random;
 pub mod redacted;
 pub mod redirect;

@@ -116,7 +116,8 @@ pub struct UserSummary {
     pub user: User,
     /// When the user first signed in.
     pub created_at: i64,
-    /// Latest `last_seen_at` of the user's sessions.
+    /// The user's last activity: the latest `last_seen_at` of their sessions, or of the
+    /// sessions pruned since (kept on the user row), whichever is later.
     pub last_seen_at: Option<i64>,
     /// Sessions neither revoked nor expired.
     pub active_sessions: i64,
@@ -370,9 +371,119 @@ pub trait RiscStore {
 }
 
 /// Every part: what the whole app is handed.
-pub trait UserStore: SessionStore + AdminStore + RiscStore {}
+pub trait UserStore: SessionStore + AdminStore + RiscStore + MaintenanceStore {}
 
-impl<T: SessionStore + AdminStore + RiscStore> UserStore for T {}
+impl<T: SessionStore + AdminStore + RiscStore + MaintenanceStore> UserStore for T {}
+
+// Pruning (issue 16): what a scheduled run deletes, and the store's part of it. The plan (cut-off
+// times, chunk sizes) is made from the configuration in `crate::prune`.
+
+/// The rows a pruning run may delete: each kind by its own index, oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prunable {
+    /// Sessions past their end (`expires_at`), by `sessions_expires_at`.
+    ExpiredSessions,
+    /// Sessions revoked (`revoked_at`), by `sessions_revoked_at`.
+    RevokedSessions,
+    /// Audit log rows (`created_at`), by `audit_log_created_at`.
+    AuditLog,
+    /// Security event ids already acted on (`received_at`), by `risc_events_received_at`.
+    RiscEvents,
+    /// Rows of the change feed (`changes.at`), by `changes_at`.
+    Changes,
+}
+
+/// One pruning run: a cut-off time per kind of row (rows strictly older go), and how much one
+/// run may delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prune {
+    /// Sessions whose end is before this go.
+    pub expired_before: UnixTime,
+    /// Sessions revoked before this go.
+    pub revoked_before: UnixTime,
+    /// Audit rows written before this go.
+    pub audit_before: UnixTime,
+    /// Security event ids received before this go.
+    pub risc_before: UnixTime,
+    /// Change feed rows written before this go.
+    pub changes_before: UnixTime,
+    /// Rows per statement (one chunk).
+    pub chunk: u32,
+    /// Chunks per kind of row per run.
+    pub max_chunks: u32,
+}
+
+/// What one pruning run deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Sessions past their end.
+    pub expired_sessions: u64,
+    /// Sessions revoked long ago (and not already counted as past their end).
+    pub revoked_sessions: u64,
+    /// Audit log rows.
+    pub audit_entries: u64,
+    /// Security event ids.
+    pub risc_events: u64,
+    /// Change feed rows.
+    pub changes: u64,
+    /// A kind of row used its whole budget (`max_chunks` full chunks): there may be more, and
+    /// the next run goes on.
+    pub more: bool,
+}
+
+/// What the scheduled handler needs: old rows deleted in bounded chunks.
+#[expect(
+    async_fn_in_trait,
+    reason = "single-threaded wasm: no Send bound wanted"
+)]
+pub trait MaintenanceStore {
+    /// Deletes at most `limit` rows of `what` older than `before` (the oldest first), in one
+    /// transaction, and returns how many went. Sessions' `last_seen_at` is folded into their
+    /// user's `last_seen_at` (the larger of both) first, in the same transaction, so the admin
+    /// page's "last seen" survives their rows.
+    async fn prune_chunk(
+        &self,
+        what: Prunable,
+        before: UnixTime,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
+    /// One pruning run: each kind of row in turn, chunk after chunk, until a chunk comes back
+    /// short or the kind's budget (`max_chunks`) is spent. Each chunk is its own statement, so
+    /// no statement runs into D1's time limit however many rows are old, and the budget keeps a
+    /// run within the queries one invocation may make. A failure stops the run; what was
+    /// deleted stays deleted, and the next run goes on.
+    async fn prune(&self, p: &Prune) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        for (what, before) in [
+            (Prunable::ExpiredSessions, p.expired_before),
+            (Prunable::RevokedSessions, p.revoked_before),
+            (Prunable::AuditLog, p.audit_before),
+            (Prunable::RiscEvents, p.risc_before),
+            (Prunable::Changes, p.changes_before),
+        ] {
+            let mut deleted = 0;
+            let mut full = false;
+            for _ in 0..p.max_chunks {
+                let n = self.prune_chunk(what, before, p.chunk).await?;
+                deleted += n;
+                full = n >= u64::from(p.chunk);
+                if !full {
+                    break;
+                }
+            }
+            pruned.more |= full;
+            *match what {
+                Prunable::ExpiredSessions => &mut pruned.expired_sessions,
+                Prunable::RevokedSessions => &mut pruned.revoked_sessions,
+                Prunable::AuditLog => &mut pruned.audit_entries,
+                Prunable::RiscEvents => &mut pruned.risc_events,
+                Prunable::Changes => &mut pruned.changes,
+            } = deleted;
+        }
+        Ok(pruned)
+    }
+}
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;

@@ -67,7 +67,32 @@ fn check_common(path: &str) -> (toml::Table, Config) {
     }
     let config = Config::from_vars(|k| v.get(k).cloned())
         .unwrap_or_else(|errors| panic!("{path}: {errors:?}"));
+    check_prune_trigger(path, &t);
     (t, config)
+}
+
+/// Every configuration with D1 runs the pruning handler on a cron trigger (src/prune.rs):
+/// without one, ended sessions and old audit rows are never deleted.
+fn check_prune_trigger(path: &str, t: &toml::Table) {
+    let crons: Vec<&str> = t
+        .get("triggers")
+        .and_then(|tr| tr.get("crons"))
+        .and_then(toml::Value::as_array)
+        .unwrap_or_else(|| panic!("{path}: [triggers] crons is missing"))
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .unwrap_or_else(|| panic!("{path}: a cron is a string"))
+        })
+        .collect();
+    assert!(!crons.is_empty(), "{path}: no cron trigger");
+    for cron in crons {
+        assert_eq!(
+            cron.split_whitespace().count(),
+            5,
+            "{path}: {cron:?} is not a five-field cron expression"
+        );
+    }
 }
 
 const KNOWN: &[&str] = &[
@@ -88,6 +113,7 @@ const KNOWN: &[&str] = &[
     "SESSION_MAX_AGE",
     "SESSION_CHECK_INTERVAL",
     "SITE_NAME",
+    "AUDIT_RETENTION_DAYS",
 ];
 
 fn assets_first(t: &toml::Table) -> bool {

@@ -14,6 +14,7 @@ mod bench;
 mod contract;
 mod d1;
 mod fetch;
+mod scheduled;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -4,8 +4,8 @@
 //! the real database.
 
 use super::{
-    AdminAction, Applied, Change, Delivery, RiscChange, RiscEffect, SignIn, SignInOutcome,
-    StoreError, User, UserStore,
+    AdminAction, Applied, Change, Delivery, Prune, Pruned, RiscChange, RiscEffect, SignIn,
+    SignInOutcome, StoreError, User, UserStore,
 };
 use crate::time::UnixTime;
 
@@ -502,6 +502,178 @@ async fn the_change_feed_names_what_changed<S: UserStore>(s: &S) -> Check {
     )
 }
 
+const DAY: i64 = 86_400;
+
+/// `tenths` tenths of a day before `T0`.
+fn days_before(tenths: i64) -> i64 {
+    T0 - tenths * DAY / 10
+}
+
+/// A sign-in of `sub` that starts `tenths`/10 days before `T0` (and ends `MAX_AGE` later).
+fn signed_days_before(sub: &str, sid: &str, tenths: i64) -> SignIn {
+    sign_in(
+        sub,
+        &format!("{sub}@prune.test"),
+        sid,
+        days_before(tenths) - T0,
+    )
+}
+
+/// The rows of the pruning check, all before `T0`; returns users P, Q and R.
+async fn rows_to_prune<S: UserStore>(s: &S) -> Result<[User; 3], String> {
+    // P: two sessions long past their end (the later one seen 100 days before T0).
+    let p = signed_in(s, &signed_days_before("pr-p", "pr-p0", 1200)).await?;
+    signed_in(s, &signed_days_before("pr-p", "pr-p1", 1000)).await?;
+    // Q: one past its end, one live, one revoked 57 days before T0 (seen a day before that).
+    let q = signed_in(s, &signed_days_before("pr-q", "pr-q1", 1000)).await?;
+    signed_in(s, &signed_days_before("pr-q", "pr-q2", 600)).await?;
+    signed_in(s, &signed_days_before("pr-q", "pr-q3", 580)).await?;
+    s.revoke_session("pr-q3", UnixTime(days_before(570)))
+        .await
+        .map_err(store)?;
+    // R: revoked half a day ago, and past its end half a day ago: both within the grace.
+    let r = signed_in(s, &signed_days_before("pr-r", "pr-r1", 530)).await?;
+    signed_in(s, &signed_days_before("pr-r", "pr-r2", 805)).await?;
+    s.revoke_session("pr-r1", UnixTime(days_before(505)))
+        .await
+        .map_err(store)?;
+    // Audit rows 300 and 55 days before T0; security event ids received then too.
+    for (tenths, role) in [(3000, "old"), (550, "user")] {
+        let set = AdminAction::SetRole {
+            user_id: r.id.clone(),
+            role: role.into(),
+        };
+        apply(s, &p.id, &set, UnixTime(days_before(tenths))).await?;
+    }
+    for (tenths, jti) in [(3000, "jti-old"), (550, "jti-new")] {
+        s.security_event(jti, &[], UnixTime(days_before(tenths)), UnixTime(0))
+            .await
+            .map_err(store)?;
+    }
+    Ok([p, q, r])
+}
+
+/// Pruning at "now" = 50 days before `T0`, with a day of grace: every row the other checks
+/// wrote lies after that (they start at `T0`), so this check sees only its own rows go.
+async fn pruning_deletes_old_rows_only_and_keeps_last_seen<S: UserStore>(s: &S) -> Check {
+    let now = UnixTime(days_before(500));
+    let users = rows_to_prune(s).await?;
+    let plan = Prune {
+        expired_before: now.plus(-DAY),
+        revoked_before: now.plus(-DAY),
+        audit_before: UnixTime(days_before(1000)),
+        risc_before: UnixTime(days_before(1000)),
+        // The change feed's rows carry D1's own clock, not the suite's: none is touched here.
+        changes_before: UnixTime(0),
+        chunk: 2,
+        max_chunks: 1,
+    };
+    let first = s.prune(&plan).await.map_err(store)?;
+    expect(
+        first
+            == Pruned {
+                expired_sessions: 2,
+                revoked_sessions: 1,
+                audit_entries: 1,
+                risc_events: 1,
+                changes: 0,
+                more: true,
+            },
+        &format!("one chunk of each, the budget spent on expired sessions: {first:?}"),
+    )?;
+    let second = s.prune(&plan).await.map_err(store)?;
+    expect(
+        second
+            == Pruned {
+                expired_sessions: 1,
+                ..Pruned::default()
+            },
+        &format!("the next run takes the rest: {second:?}"),
+    )?;
+    let third = s.prune(&plan).await.map_err(store)?;
+    expect(
+        third == Pruned::default(),
+        &format!("then nothing is left: {third:?}"),
+    )?;
+    for sid in ["pr-p0", "pr-p1", "pr-q1", "pr-q3"] {
+        expect(
+            s.session(sid).await.map_err(store)?.is_none(),
+            &format!("{sid} (past its end or revoked over a day ago) is gone"),
+        )?;
+    }
+    for sid in ["pr-q2", "pr-r1", "pr-r2"] {
+        expect(
+            s.session(sid).await.map_err(store)?.is_some(),
+            &format!("{sid} (live, or ended within the grace) is kept"),
+        )?;
+    }
+    what_pruning_keeps(s, users, now).await
+}
+
+/// After the pruning check's runs: last seen and active sessions of P, Q and R, audit rows
+/// and security event ids.
+async fn what_pruning_keeps<S: UserStore>(s: &S, [p, q, r]: [User; 3], now: UnixTime) -> Check {
+    let summary = |id: String| async move {
+        s.user(&id, now)
+            .await
+            .map_err(store)?
+            .ok_or(format!("user {id} is kept"))
+    };
+    let (sp, sq, sr) = (
+        summary(p.id.clone()).await?,
+        summary(q.id).await?,
+        summary(r.id).await?,
+    );
+    expect(
+        sp.last_seen_at == Some(days_before(1000)) && sp.active_sessions == 0,
+        &format!("a user whose sessions are all gone keeps their last seen: {sp:?}"),
+    )?;
+    expect(
+        s.user_sessions(&p.id).await.map_err(store)?.is_empty(),
+        "and lists no session",
+    )?;
+    expect(
+        sq.last_seen_at == Some(days_before(580)) && sq.active_sessions == 1,
+        &format!("last seen is the later of the pruned and the kept sessions': {sq:?}"),
+    )?;
+    expect(
+        sr.last_seen_at == Some(days_before(530)) && sr.active_sessions == 0,
+        &format!("recent ends are kept and still not active: {sr:?}"),
+    )?;
+    let listed = s
+        .list_users(Some("pr-"), None, 10, now)
+        .await
+        .map_err(store)?;
+    expect(
+        listed == [sp, sq, sr],
+        &format!("the list says what user() says: {listed:?}"),
+    )?;
+    let audit: Vec<i64> = s
+        .audit_log(1000)
+        .await
+        .map_err(store)?
+        .iter()
+        .map(|a| a.created_at)
+        .filter(|t| *t < T0)
+        .collect();
+    expect(
+        audit == [days_before(550)],
+        &format!("audit rows past the retention go, the others stay: {audit:?}"),
+    )?;
+    let new = s
+        .security_event("jti-new", &[], now, UnixTime(0))
+        .await
+        .map_err(store)?;
+    let old = s
+        .security_event("jti-old", &[], now, UnixTime(0))
+        .await
+        .map_err(store)?;
+    expect(
+        new == Delivery::Replayed && old == Delivery::Applied { matched: 0 },
+        &format!("only security event ids past the retention are forgotten: {new:?} {old:?}"),
+    )
+}
+
 /// Runs every check on an empty store; returns each check's name and result, in order.
 pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
     vec![
@@ -533,6 +705,10 @@ pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
             "the_change_feed_names_what_changed",
             the_change_feed_names_what_changed(s).await,
         ),
+        (
+            "pruning_deletes_old_rows_only_and_keeps_last_seen",
+            pruning_deletes_old_rows_only_and_keeps_last_seen(s).await,
+        ),
     ]
 }
 
@@ -556,7 +732,7 @@ mod tests {
     #[test]
     fn the_memory_store_passes_the_contract() {
         let results = block_on(run(&MemoryStore::default()));
-        assert_eq!(results.len(), 7);
+        assert_eq!(results.len(), 8);
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert!(failed.is_empty(), "{failed:?}");
     }

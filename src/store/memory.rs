@@ -9,6 +9,8 @@ use super::*;
 struct MemUser {
     user: User,
     created_at: i64,
+    /// `users.last_seen_at`: the last activity of sessions pruned since.
+    last_seen_at: Option<i64>,
 }
 
 struct MemSession {
@@ -118,7 +120,12 @@ impl MemoryStore {
         UserSummary {
             user: u.user.clone(),
             created_at: u.created_at,
-            last_seen_at: mine.clone().map(|s| s.info.last_seen_at).max(),
+            // As on D1: the later of the user row's (pruned sessions) and the sessions'.
+            last_seen_at: mine
+                .clone()
+                .map(|s| s.info.last_seen_at)
+                .max()
+                .max(u.last_seen_at),
             active_sessions: mine
                 .filter(|s| s.info.revoked_at.is_none() && s.info.expires_at > now.secs())
                 .count()
@@ -152,6 +159,7 @@ impl SessionStore for MemoryStore {
                     disabled_at: None,
                 },
                 created_at: s.now.secs(),
+                last_seen_at: None,
             });
             d.accounts.insert(key, s.new_user_id.clone());
             s.new_user_id.clone()
@@ -438,5 +446,100 @@ impl RiscStore for MemoryStore {
             }
         }
         Ok(Delivery::Applied { matched })
+    }
+}
+
+impl MaintenanceStore for MemoryStore {
+    async fn prune_chunk(
+        &self,
+        what: Prunable,
+        before: UnixTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        let mut d = self.data.borrow_mut();
+        let before = before.secs();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        // The oldest `limit` rows older than `before`, by (time, insertion order), as D1's
+        // index gives them: their positions, highest first, ready to be removed.
+        let oldest = |times: Vec<Option<i64>>| -> Vec<usize> {
+            let mut old: Vec<(i64, usize)> = times
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.filter(|t| *t < before).map(|t| (t, i)))
+                .collect();
+            old.sort_unstable();
+            old.truncate(limit);
+            let mut at: Vec<usize> = old.into_iter().map(|(_, i)| i).collect();
+            at.sort_unstable_by(|a, b| b.cmp(a));
+            at
+        };
+        let gone = match what {
+            Prunable::ExpiredSessions | Prunable::RevokedSessions => {
+                let times = d
+                    .sessions
+                    .iter()
+                    .map(|s| match what {
+                        Prunable::ExpiredSessions => Some(s.info.expires_at),
+                        _ => s.info.revoked_at,
+                    })
+                    .collect();
+                let at = oldest(times);
+                // As on D1: each user's last activity is kept before their rows go.
+                let d = &mut *d;
+                for &i in &at {
+                    let s = &d.sessions[i];
+                    let latest = d
+                        .sessions
+                        .iter()
+                        .filter(|o| o.user_id == s.user_id)
+                        .map(|o| o.info.last_seen_at)
+                        .max();
+                    if let Some(u) = d.users.iter_mut().find(|u| u.user.id == s.user_id) {
+                        u.last_seen_at = u.last_seen_at.max(latest);
+                    }
+                }
+                for &i in &at {
+                    d.sessions.remove(i);
+                }
+                at.len()
+            }
+            Prunable::AuditLog => {
+                let at = oldest(d.audit.iter().map(|a| Some(a.3)).collect());
+                for &i in &at {
+                    d.audit.remove(i);
+                }
+                at.len()
+            }
+            Prunable::RiscEvents => {
+                let mut jtis: Vec<(i64, String)> = d
+                    .risc_events
+                    .iter()
+                    .filter(|(_, at)| **at < before)
+                    .map(|(jti, at)| (*at, jti.clone()))
+                    .collect();
+                jtis.sort_unstable();
+                jtis.truncate(limit);
+                for (_, jti) in &jtis {
+                    d.risc_events.remove(jti);
+                }
+                jtis.len()
+            }
+            Prunable::Changes => {
+                let times = d
+                    .changes
+                    .iter()
+                    .map(|c| match c {
+                        Change::Session(_, at) | Change::User(_, at) => Some(at.secs()),
+                    })
+                    .collect();
+                let at = oldest(times);
+                for &i in &at {
+                    d.changes.remove(i);
+                }
+                at.len()
+            }
+        };
+        Ok(u64::try_from(gone).unwrap_or(u64::MAX))
     }
 }

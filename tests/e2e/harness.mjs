@@ -321,6 +321,10 @@ export async function startStack({ vars = {}, name, assets = null, assetsSetting
         '--env-file', envFile,
         '--show-interactive-dev-session=false',
         '--log-level', 'log', // 'info' would hide the worker's own console.log lines
+        // `GET /__scheduled?cron=…` fires the worker's scheduled handler (the cron trigger;
+        // tests/e2e/prune.test.mjs). wrangler's own /cdn-cgi/handler/scheduled cannot: with
+        // [assets] it reaches the assets router, which has no scheduled handler.
+        '--test-scheduled',
       ];
       // `assets`: another directory in place of public/ (needs the bundle built, as make test does).
       if (assets || assetsSettings || main || process.env.GATEHOUSE_E2E_SKIP_BUILD === '1' || process.env.GATEHOUSE_SKIP_BUILD === '1') args.push('--config', prebuiltConfig(persistDir, assets, assetsSettings, main));

@@ -24,6 +24,7 @@ describe('the store contract on real local D1', () => {
       'admin_actions_apply_once_and_are_audited',
       'security_events_apply_once_by_google_account',
       'the_change_feed_names_what_changed',
+      'pruning_deletes_old_rows_only_and_keeps_last_seen',
     ]);
     const failed = results.filter((r) => !r.ok);
     assert.deepEqual(failed, [], JSON.stringify(failed, null, 2));

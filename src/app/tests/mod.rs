@@ -32,6 +32,7 @@ use crate::store::{
     AdminAction, AdminStore, Applied, AuditEntry, Delivery, Pulled, RiscChange, RiscStore,
     SessionInfo, SessionRecord, SessionStore, SignIn, SignInOutcome, StoreError, UserSummary,
 };
+use crate::store::{MaintenanceStore, Prunable};
 
 const T0: i64 = 1_800_000_000;
 
@@ -254,6 +255,18 @@ impl RiscStore for Yielding<'_> {
         self.0
             .security_event(jti, changes, now, forget_before)
             .await
+    }
+}
+
+impl MaintenanceStore for Yielding<'_> {
+    async fn prune_chunk(
+        &self,
+        what: Prunable,
+        before: UnixTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        YieldOnce::default().await;
+        self.0.prune_chunk(what, before, limit).await
     }
 }
 

@@ -1,5 +1,7 @@
 //! The SQL of `gatehouse users`: string literals, the list query, and the statements of a change.
 
+use gatehouse::prune::LAST_SEEN_OF_U;
+
 use super::Action;
 use super::args::{Email, Search};
 
@@ -21,7 +23,8 @@ const ACTIVE_SESSIONS: &str = "(SELECT COUNT(*) FROM sessions s WHERE s.user_id 
 const REVOCABLE_SESSIONS: &str =
     "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL)";
 
-/// One query for the list: the correlated subqueries run per listed user on `sessions_user_id`,
+/// One query for the list: the correlated subqueries run per listed user on `sessions_user_id`
+/// (last seen as the admin page has it, the user row's kept from pruned sessions included),
 /// the prefix `LIKE` and the order use the `email` index (its collation is NOCASE, as `LIKE` is).
 /// Asks for one row more than `limit` to tell whether there are more.
 pub fn list_sql(search: Option<&Search>, limit: u32) -> String {
@@ -31,7 +34,7 @@ pub fn list_sql(search: Option<&Search>, limit: u32) -> String {
     };
     format!(
         "SELECT u.email, u.name, u.role, u.created_at, u.disabled_at, \
-         (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) AS last_seen_at, \
+         {LAST_SEEN_OF_U} AS last_seen_at, \
          {ACTIVE_SESSIONS} AS active_sessions \
          FROM users u{filter} ORDER BY u.email LIMIT {}",
         u64::from(limit) + 1

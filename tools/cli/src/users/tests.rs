@@ -250,7 +250,8 @@ fn list_sql_text() {
     assert_eq!(
         list_sql(None, 50),
         "SELECT u.email, u.name, u.role, u.created_at, u.disabled_at, \
-         (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) AS last_seen_at, \
+         NULLIF(MAX(IFNULL(u.last_seen_at, 0), IFNULL((SELECT MAX(s.last_seen_at) \
+         FROM sessions s WHERE s.user_id = u.id), 0)), 0) AS last_seen_at, \
          (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL \
          AND s.expires_at > unixepoch()) AS active_sessions \
          FROM users u ORDER BY u.email LIMIT 51"
