@@ -10,7 +10,7 @@ import { ADMIN_EMAIL, logLines, request, signIn, sqlString, startStack, waitForL
 const DAY = 86_400;
 // src/oidc/risc.rs JTI_RETENTION_SECS: the longest a SET is accepted (7 days), plus a day.
 const JTI_RETENTION = 8 * DAY;
-const CRON = '0 * * * *';
+const CRON = '*/10 * * * *';
 
 /** The admin page's time format (src/admin.rs `when`). */
 const when = (t) => `${new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
