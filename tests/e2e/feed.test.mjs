@@ -9,7 +9,10 @@ import {
   SESSION_COOKIE, cookieValue, decodeJwt, findSetCookie, logLines, request, signIn, sleep, sqlString, startStack, uniqueEmail,
 } from './harness.mjs';
 
-const INTERVAL = 6;
+// A token renews from the feed while it is under two intervals old (an expired token idle for
+// less than about one interval); 10 s leaves room for the SQL changes below (`wrangler d1
+// execute` takes a few seconds) between a session's last renewal and its next.
+const INTERVAL = 10;
 const pastInterval = () => sleep((INTERVAL + 0.8) * 1000);
 
 /** The D1 statements the worker ran since log offset `from`, by kind. */
@@ -90,10 +93,12 @@ describe('renewal from the change feed', () => {
     // Changes behind the worker's back, as an operator's SQL or the command line make them (the
     // admin page and sign-out go through the same triggers).
     const sid = decodeJwt(cookieValue(s.revoked.cookie)).payload.sid;
-    await stack.d1(`UPDATE sessions SET revoked_at = unixepoch() WHERE id = ${sqlString(sid)}`);
-    await stack.d1(`UPDATE users SET disabled_at = unixepoch() WHERE email = ${sqlString(s.disabled.email)}`);
-    await stack.d1(`UPDATE users SET role = 'editor' WHERE email = ${sqlString(s.promoted.email)}`);
-    await stack.d1(`DELETE FROM users WHERE email = ${sqlString(s.deleted.email)}`);
+    await stack.d1([
+      `UPDATE sessions SET revoked_at = unixepoch() WHERE id = ${sqlString(sid)}`,
+      `UPDATE users SET disabled_at = unixepoch() WHERE email = ${sqlString(s.disabled.email)}`,
+      `UPDATE users SET role = 'editor' WHERE email = ${sqlString(s.promoted.email)}`,
+      `DELETE FROM users WHERE email = ${sqlString(s.deleted.email)}`,
+    ].join('; '));
     await pastInterval();
     const from = stack.logs().length;
     for (const n of ['revoked', 'disabled', 'deleted']) {
