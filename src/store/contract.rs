@@ -205,7 +205,7 @@ async fn admin_lists_search_and_pages<S: UserStore>(s: &S) -> Check {
         .map(|u| u.user.email)
         .collect();
     let mut paged: Vec<String> = Vec::new();
-    for _ in 0..whole.len() + 1 {
+    for _ in 0..=whole.len() {
         let page = s
             .list_users(None, paged.last().map(String::as_str), 2, now)
             .await
