@@ -64,7 +64,13 @@ impl<'e> D1Store<'e> {
         self.statement_in(&self.db()?, sql, args)
     }
 
-    /// Every statement is prepared here (and logged here with `LOG_D1_QUERIES`).
+    /// Every statement is prepared here (and logged here with `LOG_D1_QUERIES`; recorded here
+    /// for the query plan check in the store contract build). clippy.toml refuses `prepare`
+    /// anywhere else.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place statements are prepared"
+    )]
     fn statement_in(
         &self,
         db: &D1DatabaseSession,
@@ -75,6 +81,8 @@ impl<'e> D1Store<'e> {
             let line = serde_json::json!({ "level": "debug", "event": "d1_query", "sql": sql });
             worker::console_log!("{line}");
         }
+        #[cfg(feature = "contract")]
+        super::contract::record(sql);
         db.prepare(sql).bind(args).map_err(|e| fail("bind", &e))
     }
 }

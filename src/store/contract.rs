@@ -9,6 +9,8 @@ use super::{
 };
 use crate::time::UnixTime;
 
+pub mod coverage;
+
 /// The time the suite pretends it is.
 const T0: i64 = 1_800_000_000;
 /// `SESSION_MAX_AGE` of the suite's sessions.
@@ -193,6 +195,33 @@ async fn admin_lists_search_and_pages<S: UserStore>(s: &S) -> Check {
     expect(
         emails == ["FC@list.test"],
         &format!("keyset pages, search case-insensitive: {emails:?}"),
+    )?;
+    // Without a search, pages from the first one: every user once, in email order (any case).
+    let whole: Vec<String> = s
+        .list_users(None, None, 10_000, now)
+        .await
+        .map_err(store)?
+        .into_iter()
+        .map(|u| u.user.email)
+        .collect();
+    let mut paged: Vec<String> = Vec::new();
+    for _ in 0..=whole.len() {
+        let page = s
+            .list_users(None, paged.last().map(String::as_str), 2, now)
+            .await
+            .map_err(store)?;
+        let full = page.len() == 2;
+        paged.extend(page.into_iter().map(|u| u.user.email));
+        if !full {
+            break;
+        }
+    }
+    let lower: Vec<String> = whole.iter().map(|e| e.to_lowercase()).collect();
+    expect(
+        paged == whole
+            && lower.windows(2).all(|w| w[0] < w[1])
+            && lower.iter().filter(|e| e.ends_with("@list.test")).count() == 3,
+        &format!("pages without a search walk every user once, in order: {paged:?} {whole:?}"),
     )?;
     let one = s
         .user("user-l0", now)
@@ -392,6 +421,26 @@ async fn security_events_apply_once_by_google_account<S: UserStore>(s: &S) -> Ch
     expect(
         r2.revoked_at == Some(T0 + 300) && r2.user.disabled_at.is_none(),
         "sessions-revoked revokes without disabling",
+    )?;
+    let audited = s.audit_log(1000).await.map_err(store)?.len();
+    let enabled = [RiscChange {
+        subject: "r1",
+        effect: RiscEffect::Record,
+        action: "risc:account-enabled",
+        detail: None,
+    }];
+    let noted = s
+        .security_event("jti-2", &enabled, UnixTime(T0 + 400), forget)
+        .await
+        .map_err(store)?;
+    let r1 = s.session("s-r1").await.map_err(store)?.ok_or("found")?;
+    let audit = s.audit_log(1000).await.map_err(store)?;
+    expect(
+        noted == Delivery::Applied { matched: 1 }
+            && r1.user.disabled_at == Some(now.secs())
+            && audit.len() == audited + 1
+            && audit[0].action == "risc:account-enabled",
+        &format!("a recorded event only writes its audit row: {noted:?} {audit:?}"),
     )
 }
 
@@ -735,5 +784,21 @@ mod tests {
         assert_eq!(results.len(), 8);
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert!(failed.is_empty(), "{failed:?}");
+    }
+
+    /// What the query plan check on D1 relies on (`tests/e2e/store_contract.test.mjs` checks it
+    /// again there): the suite makes every call shape the D1 store has SQL for.
+    #[test]
+    fn the_contract_reaches_every_statement_shape() {
+        let memory = MemoryStore::default();
+        let store = coverage::Coverage::new(&memory);
+        let results = block_on(run(&store));
+        assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+        assert_eq!(store.missing(), Vec::<&str>::new(), "shapes never reached");
+        assert_eq!(
+            store.unlisted(),
+            Vec::<String>::new(),
+            "shapes not in SHAPES"
+        );
     }
 }

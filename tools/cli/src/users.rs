@@ -6,6 +6,10 @@
 //! validated first into a type ([`Email`], [`Role`], [`Search`]) that admits only what must be
 //! admitted, and the SQL builders take only those types: raw input never reaches SQL. The
 //! literals are then written by [`sql_str`], which would be safe on its own.
+//!
+//! `gatehouse users statements`, left out of the usage, prints every statement the commands
+//! can issue (with example values) as JSON, running nothing: the store contract suite checks
+//! each one's query plan on migrated D1 (`tests/e2e/store_contract.test.mjs`).
 
 use gatehouse::store::AdminAction;
 
@@ -17,7 +21,7 @@ mod sql;
 
 use args::{Email, Role, Search, parse_args};
 use format::{clean, format_change, format_list, int, text};
-use sql::{change_sql, list_sql, sql_str, statement_count};
+use sql::{change_statements, every_statement, list_sql, sql_str};
 
 pub const USAGE: &str = "usage:
   gatehouse users list [--search TEXT] [--limit N]   [D1 options]
@@ -143,8 +147,17 @@ impl Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
-    List { search: Option<Search>, limit: u32 },
-    Change { email: Email, action: Action },
+    List {
+        search: Option<Search>,
+        limit: u32,
+    },
+    Change {
+        email: Email,
+        action: Action,
+    },
+    /// `gatehouse users statements` (not in the usage: for the tests): every statement the
+    /// commands can issue, as JSON, without running any.
+    Statements,
 }
 
 /// Runs `gatehouse users <args>`; `wrangler` runs wrangler with the given arguments (the real
@@ -167,13 +180,21 @@ pub fn run(
             })?;
             Ok(format_list(rows, search.as_ref(), limit))
         }
+        Command::Statements => {
+            let all: Vec<serde_json::Value> = every_statement()
+                .into_iter()
+                .map(|(command, sql)| serde_json::json!({ "command": command, "statements": sql }))
+                .collect();
+            Ok(serde_json::Value::Array(all).to_string())
+        }
         Command::Change { email, action } => {
-            let results = execute(change_sql(&email, &action))?;
-            if results.len() != statement_count(&action) {
+            let statements = change_statements(&email, &action);
+            let results = execute(statements.join("; "))?;
+            if results.len() != statements.len() {
                 return Err(Failure::Wrangler(format!(
                     "wrangler returned {} results for {} statements",
                     results.len(),
-                    statement_count(&action)
+                    statements.len()
                 )));
             }
             match results[0].first() {

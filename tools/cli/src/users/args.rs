@@ -14,7 +14,7 @@ const MAX_LIMIT: u32 = 10_000;
 /// sides, printable ASCII without spaces), and, because it is written into SQL, without quotes,
 /// backslashes or semicolons. So nothing that could end a string literal or a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Email(String);
+pub struct Email(pub(super) String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -140,6 +140,19 @@ enum Sub {
         email: Email,
     },
     Help,
+    /// Every statement the commands can issue, as JSON (for the tests; runs nothing).
+    #[command(hide = true)]
+    Statements,
+}
+
+/// The subcommands that run SQL, as clap knows them: every one but `help` and the hidden ones.
+#[cfg(test)]
+pub(super) fn sql_commands() -> Vec<String> {
+    <UsersArgs as clap::CommandFactory>::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| c.get_name().to_owned())
+        .collect()
 }
 
 fn non_empty(v: &str) -> Result<String, String> {
@@ -202,6 +215,7 @@ pub fn parse_args(args: &[String]) -> Result<(Command, Target), Failure> {
         Some(Sub::Disable { email }) => change(email, Action::Disable),
         Some(Sub::Enable { email }) => change(email, Action::Enable),
         Some(Sub::Revoke { email }) => change(email, Action::Revoke),
+        Some(Sub::Statements) => Command::Statements,
     };
     Ok((command, target))
 }

@@ -3,7 +3,7 @@
 use gatehouse::prune::LAST_SEEN_OF_U;
 
 use super::Action;
-use super::args::{Email, Search};
+use super::args::{Email, Role, Search};
 
 /// `s` as an SQL string literal, for the values `wrangler d1 execute --command` cannot bind.
 ///
@@ -41,12 +41,13 @@ pub fn list_sql(search: Option<&Search>, limit: u32) -> String {
     )
 }
 
-/// The statements of one change, run by wrangler as one batch: first the user as it was (no
-/// row: unknown email, and every later statement then touches nothing), then its audit_log row,
-/// then the change. The audit row is written only when the change will touch a row: the user
-/// exists and, for `revoke`, has a session not yet revoked (the same condition as the change's
-/// own WHERE, read before the change in the same batch).
-pub fn change_sql(email: &Email, action: &Action) -> String {
+/// The statements of one change, run by wrangler as one batch (joined by `; `: no value
+/// written into them holds a `;`): first the user as it was (no row: unknown email, and every
+/// later statement then touches nothing), then its audit_log row, then the change. The audit row
+/// is written only when the change will touch a row: the user exists and, for `revoke`, has a
+/// session not yet revoked (the same condition as the change's own WHERE, read before the change
+/// in the same batch).
+pub fn change_statements(email: &Email, action: &Action) -> Vec<String> {
     let e = sql_str(email.as_str());
     let user = format!("email = {e}");
     let user_id = format!("(SELECT id FROM users WHERE {user})");
@@ -94,12 +95,23 @@ pub fn change_sql(email: &Email, action: &Action) -> String {
         action.audit_target_sql()
     ));
     statements.extend(changes);
-    statements.join("; ")
+    statements
 }
 
-pub(super) fn statement_count(action: &Action) -> usize {
-    match action {
-        Action::Disable => 4,
-        _ => 3,
-    }
+/// Every statement the command line can issue, one entry per command and option shape, with
+/// example values: what `gatehouse users statements` prints for the query plan check
+/// (`tests/e2e/store_contract.test.mjs`). A list's limit and the values are written into the
+/// SQL but change no plan.
+pub fn every_statement() -> Vec<(&'static str, Vec<String>)> {
+    let email = Email("someone@example.com".into());
+    let search = Search("some".into());
+    let change = |action: Action| change_statements(&email, &action);
+    vec![
+        ("list", vec![list_sql(None, 50)]),
+        ("list --search", vec![list_sql(Some(&search), 50)]),
+        ("set-role", change(Action::SetRole(Role("admin".into())))),
+        ("disable", change(Action::Disable)),
+        ("enable", change(Action::Enable)),
+        ("revoke", change(Action::Revoke)),
+    ]
 }

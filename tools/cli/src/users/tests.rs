@@ -322,9 +322,51 @@ fn change_sql_text() {
         ),
     ];
     for (action, statements) in cases {
-        assert_eq!(statement_count(&action), statements.len());
-        assert_eq!(change_sql(&e, &action), statements.join("; "), "{action:?}");
+        assert_eq!(change_statements(&e, &action), statements, "{action:?}");
     }
+}
+
+/// `gatehouse users statements` lists what each command issues, for every command clap has, and
+/// runs nothing.
+#[test]
+fn statements_lists_every_command() {
+    let out = run(&["statements".to_owned()], |_| {
+        panic!("`users statements` runs nothing")
+    })
+    .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed = listed.as_array().unwrap();
+    let named = |command: &str| {
+        listed
+            .iter()
+            .find(|e| e["command"] == command)
+            .unwrap_or_else(|| panic!("no statements for {command}: {out}"))["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let commands = args::sql_commands();
+    assert_eq!(
+        commands,
+        ["list", "set-role", "disable", "enable", "revoke"]
+    );
+    for command in &commands {
+        assert!(!named(command).is_empty(), "{command}");
+    }
+    let email = email("someone@example.com");
+    assert_eq!(named("list"), [list_sql(None, 50)]);
+    assert_eq!(
+        named("list --search"),
+        [list_sql(Search::parse("some").unwrap().as_ref(), 50)]
+    );
+    assert_eq!(
+        named("disable"),
+        change_statements(&email, &Action::Disable)
+    );
+    assert_eq!(named("revoke"), change_statements(&email, &Action::Revoke));
+    assert_eq!(listed.len(), 6, "{out}");
 }
 
 fn wrangler_says(stdout: &'static str) -> impl FnOnce(&[String]) -> Result<Output, String> {
