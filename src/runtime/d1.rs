@@ -676,8 +676,8 @@ impl RiscStore for D1Store<'_> {
 // Pruning, one chunk at a time: `?1` the cut-off time, `?2` the chunk size. Each chunk picks the
 // oldest rows by the kind's own index (`ORDER BY` the indexed time, then rowid: the index's own
 // order, so no sort and no scan), and a session chunk's two statements pick the same rows in one
-// transaction. Every statement here was checked with EXPLAIN QUERY PLAN against the migrations
-// (docs/admin.md#pruning).
+// transaction. Their plans, like every statement's, are checked against the migrations by the
+// store contract suite (tests/e2e/store_contract.test.mjs, docs/scale.md).
 
 /// Which sessions one chunk takes: the oldest past their end, by `sessions_expires_at`, or the
 /// oldest revoked, by the partial index `sessions_revoked_at` (`revoked_at IS NOT NULL`).
