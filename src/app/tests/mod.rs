@@ -629,6 +629,7 @@ fn admin_post(w: &World, cookie: &str, fields: &[(&str, &str)]) -> Reply {
 
 mod admin;
 mod gate;
+mod model;
 mod one_gate;
 mod risc;
 mod sessions;
