@@ -43,6 +43,19 @@ impl Kind {
         Self::Admin,
         Self::Prune,
     ];
+
+    /// The table's label.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign-in",
+            Self::RenewalRead => "renewal read",
+            Self::FeedPull => "feed pull",
+            Self::LastSeen => "last-seen write",
+            Self::SignOut => "sign-out",
+            Self::Admin => "admin",
+            Self::Prune => "prune (cron)",
+        }
+    }
 }
 
 /// One store method (a call of it).
