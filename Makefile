@@ -1,5 +1,5 @@
 # The two commands a new user needs (README.md): `make dev` and `make test`.
-.PHONY: dev test build setup unit keys bench devloop
+.PHONY: dev test build setup unit keys bench devloop model
 
 dev:
 	bash scripts/dev
@@ -29,3 +29,13 @@ bench:
 devloop:
 	bash scripts/setup
 	node bench/devloop.mjs
+
+# The load model (docs/scale.md#load-model): one simulated day counted at the store seam, D1
+# queries/s by kind for 10^4, 10^6 and 10^7 active users. Not part of `make test` (a small day
+# of it is, in cargo test). Parameters: `make model SAMPLE=10000 SEED=7 INTERVAL=600
+# USERS_PER_ISOLATE=5000 ISOLATE_CAP=2000 SEEN_BATCH_DELAY=60`.
+model:
+	MODEL_SAMPLE=$(SAMPLE) MODEL_SEED=$(SEED) MODEL_INTERVAL=$(INTERVAL) \
+	MODEL_USERS_PER_ISOLATE=$(USERS_PER_ISOLATE) MODEL_ISOLATE_CAP=$(ISOLATE_CAP) \
+	MODEL_SEEN_BATCH_DELAY=$(SEEN_BATCH_DELAY) cargo test --quiet --profile model --lib -p gatehouse -- \
+	  --ignored --exact app::tests::model::print_the_load_model --nocapture
