@@ -157,9 +157,10 @@ pub(super) fn assumptions(p: &Params) -> String {
          - Each user has one browser and {v0}–{v1} visits a day of {p0}–{p1} page views, {g0}–{g1} s apart\n  \
            (uniform); visits start on a daily curve 1 + {a}·cos(2π(h − {peak})/24), busiest at {peak}:00.\n\
          - {so} % of visits end with a sign-out, and {so} % of users start the day signed out; {new} % of\n  \
-           the users sign up that day; the others signed in up to 30 days before (sign-in again at the end).\n\
-         - Admin changes per 1,000 users a day: {sr} role changes, {di} disables, {ra} revoke-alls; each is\n  \
-           the user's admin page, the action, and the page again.\n\
+           the users sign up that day; the others signed in up to 30 days before, and sign in again when\n  \
+           their session ends.\n\
+         - Admin changes a day per 1,000 users: role changes {sr}, disables {di}, revoke-alls {ra}; each\n  \
+           is the user's admin page, the action, and the page again.\n\
          - Isolates serving N users: N / {upi} (at least 1, at most {cap}); each lives {life} h on average\n  \
            (exponential), then a cold one replaces it; each request lands on any isolate at random.\n\
          - Simulated: {sample} users on isolates(N) × {sample} / N isolates, so each one carries a real\n  \
@@ -259,7 +260,7 @@ pub(super) fn table(day: &Day, params: &Params, n: u64) -> String {
     let today_peak = s.today.iter().copied().fold(0.0, f64::max) / 3600.0;
     let _ = writeln!(
         out,
-        "  today (a read and a write per renewal): {} queries/s on average, {} in the peak hour: × {} the above",
+        "  today (a read and a write per renewal): {} queries/s on average, {} in the peak hour: × {} the peak above",
         rate(today_avg),
         rate(today_peak),
         num(today_peak / s.peak_queries().max(f64::MIN_POSITIVE), 1),
