@@ -12,6 +12,7 @@
 //! What grows with users (sign-ins, session reads, last-seen rows, sign-outs, admin changes) is
 //! then scaled by `N / sample`; what grows with isolates (feed pulls, last-seen batches) by
 //! `isolates(N) / simulated isolates`. With the default parameters the two factors are equal.
+//! The cron trigger's pruning runs are one deployment's, not scaled.
 //!
 //! `make model` runs [`print_the_load_model`] in release; [`a_small_day_meets_the_issue_16_targets`]
 //! runs a small sample of the same day in `cargo test`.
