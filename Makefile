@@ -33,7 +33,7 @@ devloop:
 # The load model (docs/scale.md#load-model): one simulated day counted at the store seam, D1
 # queries/s by kind for 10^4, 10^6 and 10^7 active users. Not part of `make test` (a small day
 # of it is, in cargo test). Parameters: `make model SAMPLE=10000 SEED=7 INTERVAL=600
-# USERS_PER_ISOLATE=5000 ISOLATE_CAP=2000 SEEN_BATCH_DELAY=60`.
+# USERS_PER_ISOLATE=5000 ISOLATE_CAP=2000`.
 model:
 	MODEL_SAMPLE=$(SAMPLE) MODEL_SEED=$(SEED) MODEL_INTERVAL=$(INTERVAL) \
 	MODEL_USERS_PER_ISOLATE=$(USERS_PER_ISOLATE) MODEL_ISOLATE_CAP=$(ISOLATE_CAP) \

@@ -42,11 +42,6 @@ use crate::time::UnixTime;
 /// How long the token endpoint and JWKS may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long an isolate gathers `last_seen_at` writes before writing them in one batch (in
-/// `waitUntil` of the request that queued the first). At most one batch statement per isolate
-/// per this delay, whatever the number of sessions (docs/scale.md).
-const SEEN_BATCH_DELAY: Duration = Duration::from_secs(10);
-
 /// The isolate's configuration, or every problem with it.
 type Parsed = Rc<Result<Config, Vec<ConfigError>>>;
 
@@ -244,13 +239,16 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> worker::Result<Re
     }
 }
 
-/// Writes the isolate's queued `last_seen_at` batch after [`SEEN_BATCH_DELAY`], in `waitUntil`
-/// (the response does not wait). A failed write is logged (a count, no ids) and dropped: last
-/// seen is then one `LAST_SEEN_INTERVAL` late, nothing else depends on it.
+/// Writes the isolate's queued `last_seen_at` writes now that a full batch is queued, in
+/// `waitUntil` (the response does not wait); smaller queues go with the next feed pull
+/// (docs/scale.md). A failed write is logged (a count, no ids) and dropped: last seen is then
+/// one `LAST_SEEN_INTERVAL` late, nothing else depends on it.
 fn write_seen_later(env: Env, log_queries: bool, ctx: &Context) {
     ctx.wait_until(async move {
-        Delay::from(SEEN_BATCH_DELAY).await;
         let ids = SESSIONS.with(|s| s.borrow_mut().take_seen());
+        if ids.is_empty() {
+            return;
+        }
         let store = d1::D1Store::new(&env, log_queries);
         let (level, event, reason) = match store.seen(&ids, now()).await {
             Ok(()) => ("info", "last_seen_written", None),

@@ -20,6 +20,10 @@ use crate::time::UnixTime;
 /// slower).
 pub const CAPACITY: usize = 4096;
 
+/// How many last-seen writes one statement carries (`runtime::d1`), and how many queued
+/// sessions make an isolate write them at once rather than at its next feed pull.
+pub const SEEN_BATCH: usize = 100;
+
 /// A renewal D1 granted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Renewal {
@@ -77,10 +81,12 @@ impl SessionMemory {
         }
     }
 
-    /// True when writes are queued and no batch is scheduled: the caller schedules one (which
-    /// takes every session queued until it runs) and this says false until it has run.
+    /// True when a full batch ([`SEEN_BATCH`] sessions) is queued and no write of it is
+    /// scheduled: the caller schedules one (which takes every session queued until it runs), and
+    /// this says false until it has run. A smaller queue waits for the isolate's next pull of the
+    /// change feed, which writes it first (one statement per pull, not one per renewal).
     pub fn schedule_seen(&mut self) -> bool {
-        !self.seen.is_empty() && !std::mem::replace(&mut self.seen_scheduled, true)
+        self.seen.len() >= SEEN_BATCH && !std::mem::replace(&mut self.seen_scheduled, true)
     }
 
     /// The sessions queued for a `last_seen_at` write, emptied; the next queued one schedules a
@@ -162,20 +168,35 @@ mod tests {
     }
 
     #[test]
-    fn last_seen_writes_are_batched_one_schedule_at_a_time() {
+    fn last_seen_writes_wait_for_a_full_batch_or_the_next_pull() {
         let mut m = SessionMemory::default();
         assert!(!m.schedule_seen(), "nothing queued");
         m.queue_seen("b");
-        assert!(m.schedule_seen(), "the first one schedules the batch");
         m.queue_seen("a");
         m.queue_seen("b");
-        assert!(!m.schedule_seen(), "one batch at a time");
+        assert!(
+            !m.schedule_seen(),
+            "a small queue waits for the next feed pull"
+        );
         assert_eq!(m.take_seen(), ["a", "b"]);
         assert!(m.take_seen().is_empty());
-        m.queue_seen("c");
+        for i in 0..SEEN_BATCH {
+            m.queue_seen(&format!("s{i}"));
+        }
+        assert!(m.schedule_seen(), "a full batch is written at once");
+        m.queue_seen("more");
+        assert!(!m.schedule_seen(), "one write at a time");
+        assert_eq!(
+            m.take_seen().len(),
+            SEEN_BATCH + 1,
+            "it takes everything queued"
+        );
+        for i in 0..SEEN_BATCH {
+            m.queue_seen(&format!("t{i}"));
+        }
         assert!(
             m.schedule_seen(),
-            "after the batch ran, a new one is scheduled"
+            "after it ran, the next full batch is scheduled"
         );
     }
 

@@ -43,8 +43,8 @@ struct Params {
     isolate_cap: u64,
     /// An isolate's mean life, seconds (exponential); a cold one replaces it.
     isolate_lifetime: i64,
-    /// How long an isolate gathers last-seen writes before its batch (`SEEN_BATCH_DELAY` in
-    /// src/runtime/mod.rs).
+    /// How long after a full batch (`SEEN_BATCH` queued sessions) the isolate writes it: 0, as
+    /// `runtime::write_seen_later` does in `waitUntil`; smaller queues go with the feed pull.
     seen_batch_delay: i64,
     /// Visits per user per day, uniform in this range.
     visits: (u32, u32),
@@ -75,7 +75,7 @@ impl Default for Params {
             users_per_isolate: 1_000,
             isolate_cap: 10_000,
             isolate_lifetime: 2 * 3600,
-            seen_batch_delay: 10,
+            seen_batch_delay: 0,
             visits: (1, 5),
             pages: (2, 30),
             gap: (30, 120),

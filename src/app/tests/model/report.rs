@@ -153,7 +153,8 @@ pub(super) fn assumptions(p: &Params) -> String {
          \n\
          Assumptions (N = users active during the day):\n\
          - SESSION_CHECK_INTERVAL {interval} s, LAST_SEEN_INTERVAL 3600 s, SESSION_MAX_AGE 30 days; an\n  \
-           isolate writes its last-seen batch {delay} s after the first session it queues.\n\
+           isolate writes its queued last-seen times with its next feed pull, or {delay} s after\n  \
+           100 are queued.\n\
          - Each user has one browser and {v0}–{v1} visits a day of {p0}–{p1} page views, {g0}–{g1} s apart\n  \
            (uniform); visits start on a daily curve 1 + {a}·cos(2π(h − {peak})/24), busiest at {peak}:00.\n\
          - {so} % of visits end with a sign-out, and {so} % of users start the day signed out; {new} % of\n  \
