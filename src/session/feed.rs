@@ -12,10 +12,10 @@
 //!   changed between the old token's `iat` and `pulled_at`, and the new token, issued as of
 //!   `pulled_at`, is true of D1 as of `pulled_at`. Anything else reads the session row, as before.
 //! - So a change made at `R` reaches every token issued as of a time after `R`; a token issued
-//!   as of a time before `R` expires before `R + I`, and renewing it needs a feed pulled after it
-//!   expired, which names the change. Revoked sessions, disabled users and role changes all end
-//!   (or change) everywhere within `I` (plus the seconds a write takes to commit, inside the
-//!   margin).
+//!   as of a time before `R` expires before `R + I`, and so does its renewal from a feed pulled
+//!   before `R`; a renewal from a feed pulled after `R` finds the change named and reads the row.
+//!   Revoked sessions, disabled users and role changes all end (or change) everywhere within `I`
+//!   (the seconds a write takes to commit are inside the margin).
 //! - Change times are the writers' clocks (the worker's, or D1's `unixepoch()` for the command
 //!   line); [`MARGIN_SECS`] covers their skew and the gap between a write's time and its commit.
 
