@@ -177,8 +177,8 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
         let found = self.renewed_session(site, &token);
         if let Some(session) = found.session() {
             let mut memory = self.sessions.borrow_mut();
-            // `last_seen_at` at most once per LAST_SEEN_INTERVAL per session, in the isolate's
-            // next batch (the runtime writes it after the response).
+            // `last_seen_at` at most once per LAST_SEEN_INTERVAL per session: queued, written
+            // with the isolate's next feed pull (or at once by the runtime for a full batch).
             if feed::seen_due(
                 &old.sid,
                 expired.issued(),
