@@ -3,8 +3,9 @@
 // A GET or HEAD outside /auth/* is decided by one synchronous call into wasm that is handed only
 // the URL and the Cookie header (a URL parse and a signature check, no I/O): a public path, or an
 // unexpired session token that the path admits, goes straight to ASSETS from here. Everything
-// else — sign-in, renewal (from the change feed, or one D1 read), refusals, bearer tokens, UPSTREAM_URL mode, requests
-// carrying X-Auth-* headers — goes to the Rust worker's own fetch, which applies the same rules.
+// else — sign-in, renewal (from the change feed, or one D1 read), refusals, bearer tokens,
+// UPSTREAM_URL mode, requests carrying X-Auth-* headers — goes to the Rust worker's own fetch,
+// which applies the same rules.
 // The cron trigger (wrangler.toml's [triggers]) goes straight to the Rust worker's scheduled
 // handler, which prunes old rows (src/prune.rs).
 // An admitted verdict is remembered until the token lapses (js/verdicts.mjs says why that is
