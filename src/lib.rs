@@ -2,8 +2,9 @@
 //!
 //! Login and sessions at the edge: a Cloudflare Worker that signs visitors in with Google,
 //! keeps users in D1, and admits each request by checking a signed JWT session cookie alone.
-//! The token lives `SESSION_CHECK_INTERVAL` seconds; past that, one D1 read renews it or
-//! ends the session, which bounds how long a revoked session survives.
+//! The token lives `SESSION_CHECK_INTERVAL` seconds; past that, it is renewed from the token and
+//! the isolate's feed of what changed in D1 (or one D1 read, for a session that changed), or the
+//! session ends, which bounds how long a revoked session survives.
 //!
 //! Everything but [`runtime`] (wasm only) is plain Rust, tested natively.
 

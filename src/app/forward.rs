@@ -74,7 +74,7 @@ enum Quickly {
 
 /// The one decision both routes take first: a public path, or an unexpired session token that
 /// the path admits (for `ASSETS`), needs nothing but a signature check; everything else is
-/// [`Quickly::Full`], decided by `App::gate` with one D1 read at most.
+/// [`Quickly::Full`], decided by `App::gate` with one D1 read at most (a renewal).
 fn decide_quickly(config: &Config, url: &Url, cookie: Option<&str>, now: UnixTime) -> Quickly {
     if config.upstream_url.is_some() {
         return Quickly::Full;

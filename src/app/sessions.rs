@@ -75,7 +75,7 @@ pub(super) fn bearer(req: &Request) -> Option<&str> {
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     /// The session of a request: a bearer token (never renewed), else the cookie (renewed
-    /// with one D1 read once its token has expired).
+    /// once its token has expired: from the change feed, or with one D1 read).
     pub(super) async fn find_session(&self, req: &Request, site: &Site) -> Found {
         // Another scheme (e.g. Basic for the site itself) is not ours: fall back to the cookie.
         if let Some(token) = bearer(req) {
