@@ -343,11 +343,23 @@ export async function startStack({ vars = {}, name, assets = null, assetsSetting
     };
 
     const d1 = async (sql) => {
-      const { stdout } = await run(
-        WRANGLER,
-        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql],
-        { env: toolEnv() },
-      );
+      // The local database is one SQLite file that wrangler dev holds open too: a query may meet
+      // its lock (SQLITE_BUSY) for a moment, and is then tried again (a refused batch changed
+      // nothing), as `gatehouse users` does (tools/cli/src/wrangler.rs, retry_busy).
+      let stdout;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          ({ stdout } = await run(
+            WRANGLER,
+            ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql],
+            { env: toolEnv() },
+          ));
+          break;
+        } catch (err) {
+          if (attempt >= 6 || !/SQLITE_BUSY/.test(err.message)) throw err;
+          await sleep(100 * 2 ** (attempt - 1));
+        }
+      }
       const start = stdout.search(/[[{]/);
       const parsed = JSON.parse(start > 0 ? stdout.slice(start) : stdout);
       if (!Array.isArray(parsed)) throw new Error(`d1 execute: unexpected output ${tail(stdout, 2000)}`);
@@ -407,8 +419,17 @@ export async function request(stackOrBase, pathOrUrl, { method = 'GET', cookie, 
   const h = { ...headers };
   if (cookie !== undefined && cookie !== null) h.cookie = cookie;
   if (accept) h.accept = accept;
-  const res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(30_000) });
-  const text = method === 'HEAD' ? '' : await res.text();
+  let res;
+  let text;
+  try {
+    res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(30_000) });
+    text = method === 'HEAD' ? '' : await res.text();
+  } catch (err) {
+    // A request that hangs or breaks says which one, and what the worker logged meanwhile.
+    const logs = typeof stackOrBase === 'string' ? '' : `\nworker log (tail):\n${tail(stackOrBase.logs(), 4000)}`;
+    err.message = `${method} ${url.pathname}${url.search}: ${err.message}${logs}`;
+    throw err;
+  }
   const loc = res.headers.get('location');
   return {
     status: res.status,

@@ -152,7 +152,9 @@ fn users_main(args: &[String]) -> ExitCode {
     let result = match std::env::current_dir() {
         Ok(cwd) => {
             let program = wrangler::locate(&cwd);
-            users::run(args, |a| wrangler::run(&program, a))
+            users::run(args, |a| {
+                wrangler::retry_busy(|| wrangler::run(&program, a), std::thread::sleep)
+            })
         }
         Err(e) => Err(users::Failure::Wrangler(format!(
             "no current directory ({e})"

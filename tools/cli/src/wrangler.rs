@@ -135,6 +135,30 @@ pub fn run(program: &Program, args: &[String]) -> Result<Output, String> {
     })
 }
 
+/// How often a statement refused with `SQLITE_BUSY` is tried in all.
+pub const BUSY_ATTEMPTS: u32 = 6;
+
+/// Runs `run` again while wrangler fails with `SQLITE_BUSY`, waiting 100 ms, 200 ms, … between
+/// attempts (3.1 s in all). A local database is one SQLite file that `wrangler dev` holds open
+/// too, so a command can meet its lock for a moment. Trying again is safe: a refused batch
+/// changed nothing (wrangler runs `--command` as one D1 batch, a transaction).
+pub fn retry_busy(
+    mut run: impl FnMut() -> Result<Output, String>,
+    mut sleep: impl FnMut(std::time::Duration),
+) -> Result<Output, String> {
+    let mut attempt = 1;
+    loop {
+        let out = run()?;
+        let busy = out.code != Some(0)
+            && (out.stdout.contains("SQLITE_BUSY") || out.stderr.contains("SQLITE_BUSY"));
+        if !busy || attempt >= BUSY_ATTEMPTS {
+            return Ok(out);
+        }
+        sleep(std::time::Duration::from_millis(100 << (attempt - 1)));
+        attempt += 1;
+    }
+}
+
 /// The first JSON value in `text` that starts at one of `openers` and parses, skipping any
 /// banner or warning lines before it (they may hold brackets of their own, e.g. `[WARNING]`).
 fn first_json(text: &str, openers: &[char], accept: impl Fn(&Value) -> bool) -> Option<Value> {
@@ -252,6 +276,61 @@ pub fn parse(stdout: &str) -> Result<Vec<Vec<Row>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn busy() -> Output {
+        Output {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: "✘ [ERROR] database is locked: SQLITE_BUSY".into(),
+        }
+    }
+
+    fn ok() -> Output {
+        Output {
+            code: Some(0),
+            stdout: "[{\"results\":[],\"success\":true}]".into(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_busy_database_is_tried_again_until_it_answers() {
+        let mut answers = vec![busy(), busy(), ok()].into_iter();
+        let mut waits = Vec::new();
+        let out = retry_busy(|| Ok(answers.next().unwrap()), |d| waits.push(d)).unwrap();
+        assert_eq!(out.code, Some(0));
+        assert_eq!(waits, [100, 200].map(std::time::Duration::from_millis));
+    }
+
+    #[test]
+    fn a_database_busy_for_too_long_is_reported_and_other_errors_at_once() {
+        let mut calls = 0;
+        let out = retry_busy(
+            || {
+                calls += 1;
+                Ok(busy())
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!((calls, out.code), (BUSY_ATTEMPTS, Some(1)));
+        assert!(results(&out).unwrap_err().contains("SQLITE_BUSY"));
+
+        let mut calls = 0;
+        let other = Output {
+            stderr: "no such table: users: SQLITE_ERROR".into(),
+            ..busy()
+        };
+        retry_busy(
+            || {
+                calls += 1;
+                Ok(other.clone())
+            },
+            |_| panic!("no wait"),
+        )
+        .unwrap();
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn args_for_local_and_remote() {
