@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::gate::{self, Decision};
 use crate::http::HttpClient;
 use crate::pages;
-use crate::session::token::{self, Session, UntrustedSession, Verified};
+use crate::session::token::{Session, UntrustedSession};
+use crate::session::verified::VerifiedTokens;
 use crate::session::{cookies, cookies::Jar};
 use crate::site::Site;
 use crate::store::UserStore;
@@ -58,24 +59,24 @@ pub fn hot_path_may_decide<'a>(
 }
 
 /// What the rules say from the URL and the `Cookie` header alone.
-// Large only where pointers are 64-bit (native tests), so expected there alone.
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    expect(
-        clippy::large_enum_variant,
-        reason = "made once per request and matched at once; a box would add an allocation"
-    )
-)]
-enum Quickly {
+enum Quickly<'m> {
     Full,
     Public,
-    Admitted(Session),
+    Admitted(&'m Session),
 }
 
 /// The one decision both routes take first: a public path, or an unexpired session token that
 /// the path admits (for `ASSETS`), needs nothing but a signature check; everything else is
-/// [`Quickly::Full`], decided by `App::gate` with one D1 read at most (a renewal).
-fn decide_quickly(config: &Config, url: &Url, cookie: Option<&str>, now: UnixTime) -> Quickly {
+/// [`Quickly::Full`], decided by `App::gate` with one D1 read at most (a renewal). The token is
+/// checked through the isolate's memory of verified tokens (`session::verified` says why that
+/// answers exactly as `token::verify` would); the path rules run on every request.
+fn decide_quickly<'m>(
+    config: &Config,
+    url: &Url,
+    cookie: Option<&str>,
+    now: UnixTime,
+    verified: &'m mut VerifiedTokens,
+) -> Quickly<'m> {
     if config.upstream_url.is_some() {
         return Quickly::Full;
     }
@@ -95,10 +96,8 @@ fn decide_quickly(config: &Config, url: &Url, cookie: Option<&str>, now: UnixTim
     let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
         return Quickly::Full;
     };
-    match token::verify(&config.keys, UntrustedSession(raw), site.origin(), now) {
-        Ok(Verified::Current(session))
-            if gate::admit(&config.gate, path, Some(&session)) == Decision::Admit =>
-        {
+    match verified.current(&config.keys, UntrustedSession(raw), site.origin(), now) {
+        Some(session) if gate::admit(&config.gate, path, Some(session)) == Decision::Admit => {
             Quickly::Admitted(session)
         }
         _ => Quickly::Full,
@@ -108,11 +107,29 @@ fn decide_quickly(config: &Config, url: &Url, cookie: Option<&str>, now: UnixTim
 /// The hot path (js/entry.mjs, for requests that [`hot_path_may_decide`]): the first decision
 /// of the full route, with no I/O and no allocation beyond the URL and the token's claims.
 /// `url` is the request's URL as the runtime gives it, parsed with the full route's parser.
+/// Without a memory of verified tokens (every token checked in full); see [`quick_decision_in`].
 pub fn quick_decision(config: &Config, url: &str, cookie: Option<&str>, now: UnixTime) -> Quick {
+    quick_decision_in(
+        &mut VerifiedTokens::with_capacity(2),
+        config,
+        url,
+        cookie,
+        now,
+    )
+}
+
+/// [`quick_decision`] with the isolate's memory of verified tokens (the runtime's).
+pub fn quick_decision_in(
+    verified: &mut VerifiedTokens,
+    config: &Config,
+    url: &str,
+    cookie: Option<&str>,
+    now: UnixTime,
+) -> Quick {
     let Ok(url) = Url::parse(url) else {
         return Quick::Full;
     };
-    match decide_quickly(config, &url, cookie, now) {
+    match decide_quickly(config, &url, cookie, now, verified) {
         Quickly::Full => Quick::Full,
         Quickly::Public => Quick::Public,
         Quickly::Admitted(session) => Quick::Admitted {
@@ -155,11 +172,18 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             req.headers.keys().map(http::HeaderName::as_str),
         ) {
             let cookie = req.header(header::COOKIE);
-            match decide_quickly(self.config, &req.url, cookie, self.now) {
+            let mut memory = self.sessions.borrow_mut();
+            match decide_quickly(
+                self.config,
+                &req.url,
+                cookie,
+                self.now,
+                &mut memory.verified,
+            ) {
                 Quickly::Public => return Outcome::Forward(Forward::default()),
                 Quickly::Admitted(session) => {
                     return Outcome::Forward(Forward {
-                        identity: Some(identity(&session)),
+                        identity: Some(identity(session)),
                         ..Forward::default()
                     });
                 }

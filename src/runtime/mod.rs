@@ -91,7 +91,8 @@ fn now() -> UnixTime {
 /// any other value = a current session admitted (forward, mark private) until that Unix time
 /// in seconds (always far above 1), after which the same inputs are no longer admitted.
 /// Synchronous, no I/O; handed only the request's URL and `Cookie` header, so a request costs
-/// one URL parse and one signature check, and no `Request` round trip.
+/// one URL parse and one signature check (none for a token this isolate verified before), and
+/// no `Request` round trip.
 #[wasm_bindgen(js_name = gateCheck)]
 #[expect(
     clippy::needless_pass_by_value,
@@ -104,7 +105,15 @@ pub fn gate_check(env: JsValue, url: &str, cookie: Option<String>) -> f64 {
     let Ok(config) = parsed.as_ref() else {
         return 0.0;
     };
-    match app::quick_decision(config, url, cookie.as_deref(), now()) {
+    // The isolate's memory of verified tokens (`session::verified`); the full route, when it
+    // runs, has let go of it (it is only held within synchronous steps).
+    let quick = SESSIONS.with(|sessions| match sessions.try_borrow_mut() {
+        Ok(mut memory) => {
+            app::quick_decision_in(&mut memory.verified, config, url, cookie.as_deref(), now())
+        }
+        Err(_) => app::quick_decision(config, url, cookie.as_deref(), now()),
+    });
+    match quick {
         app::Quick::Public => 1.0,
         // Unix seconds fit an f64 exactly; a time at or below 1 cannot come from a token that
         // is current now (`now` is past 1970), but stay on the safe side: full route.

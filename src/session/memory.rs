@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::feed::Feed;
+use super::verified::VerifiedTokens;
 use crate::time::UnixTime;
 
 /// How many sessions each half of the memory holds; past it, forgotten entries are dropped
@@ -42,6 +43,8 @@ pub struct SessionMemory {
     ended: HashMap<String, UnixTime>,
     /// What changed recently (revoked sessions, changed users), pulled from D1.
     pub feed: Feed,
+    /// Session tokens verified recently, for the gate's first decision (both routes).
+    pub verified: VerifiedTokens,
     seen: HashSet<String>,
     seen_scheduled: bool,
 }

@@ -6,3 +6,4 @@ pub mod feed;
 pub mod keys;
 pub mod memory;
 pub mod token;
+pub mod verified;

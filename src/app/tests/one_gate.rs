@@ -7,6 +7,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
 use super::*;
+use crate::app::quick_decision_in;
+use crate::session::verified::VerifiedTokens;
 
 const SEGMENTS: &[&str] = &[
     "public",
@@ -99,6 +101,12 @@ fn the_hot_path_never_decides_what_the_full_route_would_not() {
         cookies[0] = w.sign_in("ada@example.com", "1");
         cookies[1] = w.sign_in("boss@example.com", "2");
     }
+    // Each world's memory of verified tokens lives across the cases, as an isolate's does: a
+    // remembered token must be decided exactly as a checked one.
+    let memories: Vec<std::cell::RefCell<VerifiedTokens>> = worlds
+        .iter()
+        .map(|_| std::cell::RefCell::new(VerifiedTokens::default()))
+        .collect();
     let mut runner = TestRunner::new(RunnerConfig {
         cases: 2000,
         failure_persistence: None,
@@ -127,7 +135,13 @@ fn the_hot_path_never_decides_what_the_full_route_would_not() {
                 (None, None) => None,
             };
             let now = UnixTime(w.now.get());
-            let quick = quick_decision(&w.config, url.as_str(), cookie.as_deref(), now);
+            let quick = quick_decision_in(
+                &mut memories[i].borrow_mut(),
+                &w.config,
+                url.as_str(),
+                cookie.as_deref(),
+                now,
+            );
             let mut headers = vec![("accept", "text/html")];
             if let Some(c) = &cookie {
                 headers.push(("cookie", c.as_str()));
