@@ -433,6 +433,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn hosts_are_ascii_a_unicode_host_is_refused_and_punycode_kept_as_written() {
+        // Cargo.toml pins `url` to no IDNA back end (no Unicode tables in the wasm): a
+        // configured origin is written in punycode, as the runtime hands request hosts.
+        let errs = errors(&[("AUTH_URL", "https://bücher.example")]);
+        assert!(errs.iter().any(|e| e.var == "AUTH_URL"), "{errs:?}");
+        let c = config(&[("AUTH_URL", "https://xn--bcher-kva.example")]);
+        assert_eq!(
+            crate::site::Site::from_url(c.auth_url.as_ref().unwrap()).origin(),
+            "https://xn--bcher-kva.example"
+        );
+        assert!(url::Url::parse("https://straße.example/").is_err());
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_naming_its_variable() {
         let errs = errors(&[
             ("GOOGLE_CLIENT_ID", ""),
