@@ -14,27 +14,35 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
 end
 
--- With BENCH_COOKIES set (the "fresh" rows), each request carries the next cookie of that file,
--- as in bench/rotate.lua.
-local cookies = nil
-local file = os.getenv("BENCH_COOKIES")
-if file and #file > 0 then
-  cookies = {}
-  for line in io.lines(file) do
-    if #line > 0 then cookies[#cookies + 1] = line end
+-- With BENCH_COOKIES set (the `browse` and `cold` mixes), requests are picked as in
+-- bench/mix.lua: BENCH_ORDER `round` takes the next cookie, `random` a random cookie and path.
+local function lines(file)
+  local out = {}
+  if file and #file > 0 then
+    for line in io.lines(file) do
+      if #line > 0 then out[#out + 1] = line end
+    end
   end
+  return out
 end
+local cookies = lines(os.getenv("BENCH_COOKIES"))
+local paths = lines(os.getenv("BENCH_PATHS"))
+local random = os.getenv("BENCH_ORDER") == "random"
 local i = 0
 
 -- Thread state: each wrk thread has one connection, so requests and responses pair in order.
 sent, lats, n, bad = 0, {}, 0, 0
 function request()
   sent = now_us()
-  if cookies then
+  if #cookies == 0 then return wrk.format() end
+  local path
+  if random then
+    i = math.random(#cookies)
+    if #paths > 0 then path = paths[math.random(#paths)] end
+  else
     i = i % #cookies + 1
-    return wrk.format(nil, nil, { ["Cookie"] = cookies[i] })
   end
-  return wrk.format()
+  return wrk.format(nil, path, { ["Cookie"] = cookies[i] })
 end
 function response(status)
   n = n + 1

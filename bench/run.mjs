@@ -4,8 +4,11 @@
 // 1.5k req/s) runs every contestant behind the same static ASSETS worker; wrk loads them in
 // interleaved rounds from another core; in-worker loops time the functions themselves.
 //
-//   node bench/run.mjs               full run (≈ 6 min): 5 rounds × 8 s per contestant
-//   BENCH_QUICK=1 node bench/run.mjs smoke run: 1 round × 2 s, fewer cold starts
+//   node bench/run.mjs               full run (≈ 20 min): 2 runs × 3 rounds × 6 s per cell
+//                                    (contestant × request mix), medians; the spread between
+//                                    the two runs is reported beside each ratio
+//   BENCH_QUICK=1 node bench/run.mjs smoke run: 1 run × 1 round × 2 s, fewer cold starts
+//   BENCH_REPEAT=n …                 n runs of the load phase instead of 2
 //   BENCH_DIAG=1 …                   adds a diagnostic row: gatehouse-plain without the private-
 //                                    response copy (Cache-Control/Vary), to see what that copy costs
 //   BENCH_NO_BUILD=1 …               reuse the last builds (only to work on the bench itself)
@@ -38,35 +41,53 @@ const QUICK = process.env.BENCH_QUICK === '1';
 // one request takes through the gate when it does not queue behind others.
 const LOAD = QUICK
   ? { rounds: 1, seconds: 2, warmup: 1, connections: 32, latencySeconds: 1 }
-  : { rounds: 5, seconds: 8, warmup: 3, connections: 32, latencySeconds: 3 };
+  : { rounds: 3, seconds: 6, warmup: 2, connections: 32, latencySeconds: 2 };
+// Runs of the whole load phase (each its own interleaved rounds): the spread between runs says
+// how far one run's ratios can be trusted on this machine.
+const REPEAT = Number(process.env.BENCH_REPEAT ?? (QUICK ? 1 : 2));
 const COLD_RUNS = QUICK ? 2 : 5;
 const CORES = os.cpus().length;
 // workerd on core 0, wrk on core 1, so the load generator never steals the runtime's CPU.
 const PIN = CORES >= 2 ? { workerd: '0', wrk: '1' } : null;
 
-// `gatehouse*`: the release bundle with one valid cookie on every request (the design's case: a
-// visitor's page, its CSS, images and next pages carry the same cookie, so js/entry.mjs's memory
-// of admitted verdicts answers most of them). `*-fresh`: the same bundle, but each request
-// carries a different valid token, FRESH_TOKENS in rotation, more than that memory holds, so
-// every request pays the full signature check: the worst case.
-// `gatehouse-plain`: the same as `gatehouse`, on a path where ASSETS does not mark its response
-// private itself (no `_headers`), so Gatehouse copies it to set Cache-Control and Vary.
-const CONTESTANTS = [
-  'js-fwd', 'rs-fwd', 'authjs', 'gatehouse', 'gatehouse-eddsa', 'gatehouse-plain', 'gatehouse-fresh', 'gatehouse-eddsa-fresh',
-];
+// The contestants (one worker each): `gatehouse` is the release bundle with HS256 sessions,
+// `gatehouse-eddsa` with EdDSA. `gatehouse-plain`: the same as `gatehouse`, on a path where ASSETS
+// does not mark its response private itself (no `_headers`), so Gatehouse copies it to set
+// Cache-Control and Vary (measured with the `same` mix only).
+const CONTESTANTS = ['js-fwd', 'rs-fwd', 'authjs', 'gatehouse', 'gatehouse-eddsa', 'gatehouse-plain'];
+// The request mixes (issue 15), each measured for every contestant but gatehouse-plain:
+//   same    one cookie asks for one URL again and again (the best case: every per-isolate
+//           memory answers);
+//   browse  VISITORS visitors × PAGES paths, each request a random visitor and a random path:
+//           16,384 URL+cookie pairs, far more than any per-isolate memory of requests holds;
+//   cold    every request a different valid token (FRESH_TOKENS in rotation, more than any
+//           per-isolate memory holds), one URL: every request pays the full check.
+// js-fwd and rs-fwd carry the same cookies as gatehouse (same request bytes) and ignore them.
+const MIXES = ['same', 'browse', 'cold'];
+const VISITORS = 256;
+const PAGES = 64;
+// More than js/verdicts.mjs (MAX_ENTRIES 1024) and src/session/verified.rs (CAPACITY 2048) hold.
+const FRESH_TOKENS = 4096;
 /** The path each row requests (bench/workers/assets.mjs: /plain/ answers without private headers). */
 const pathFor = (name) => (name === 'gatehouse-plain' || name === 'diag-gh-norewrap' ? '/plain/' : '/');
-const FRESH_TOKENS = 2048; // > MAX_ENTRIES of js/verdicts.mjs (512): a FIFO never hits
 // Not contestants: variants of the entry (bench/workers/diag-*.mjs), to see where its time per
 // request goes.
 const DIAG = process.env.BENCH_DIAG === '1' ? ['diag-gh-norewrap'] : [];
 const ROWS = [...CONTESTANTS, ...DIAG];
+/** What wrk loads: one cell per contestant and mix (`gatehouse/browse`). */
+const CELLS = [
+  ...MIXES.flatMap((mix) => CONTESTANTS.filter((n) => n !== 'gatehouse-plain').map((row) => ({ key: `${row}/${mix}`, row, mix }))),
+  { key: 'gatehouse-plain/same', row: 'gatehouse-plain', mix: 'same' },
+  ...DIAG.map((row) => ({ key: `${row}/same`, row, mix: 'same' })),
+];
 const CLIENT_ID = 'gatehouse-bench.apps.googleusercontent.com';
 const AUTHJS_COOKIE = 'authjs.session-token'; // Auth.js's cookie name on http, also its salt
 const GOOGLE_ISSUER = 'https://accounts.google.com';
 
 // The design's targets (design.md, "Performance contract"; issue 8).
 const TARGETS = {
+  // Issue 15: HS256 ÷ js-fwd per mix, and EdDSA for `cold`.
+  mixes: { 'gatehouse/same': 0.95, 'gatehouse/browse': 0.92, 'gatehouse/cold': 0.85, 'gatehouse-eddsa/cold': 0.75 },
   perRsFwd: 0.95,
   perJsFwd: 0.9,
   perAuthjs: 1.5,
@@ -292,8 +313,6 @@ async function makeSecrets(ports) {
     hs256: `http://127.0.0.1:${ports.gatehouse}`,
     eddsa: `http://127.0.0.1:${ports['gatehouse-eddsa']}`,
     'hs256-plain': `http://127.0.0.1:${ports['gatehouse-plain']}`,
-    'hs256-fresh': `http://127.0.0.1:${ports['gatehouse-fresh']}`,
-    'eddsa-fresh': `http://127.0.0.1:${ports['gatehouse-eddsa-fresh']}`,
   };
   // exp = now + 3600: current for the whole run, so every request takes the admitted path.
   for (const alg of ['hs256', 'eddsa']) {
@@ -305,26 +324,46 @@ async function makeSecrets(ports) {
     };
   }
   s.plain = signSession(s.keys.hs256, sessionClaims(s.origin['hs256-plain'], who, { iat: now, exp: now + 3600 }));
-  // The fresh rows: FRESH_TOKENS sessions of different people, one cookie per line for bench/*.lua.
-  s.fresh = {};
-  for (const alg of ['hs256', 'eddsa']) {
-    const o = s.origin[`${alg}-fresh`];
-    const lines = [];
-    for (let i = 0; i < FRESH_TOKENS; i++) {
-      lines.push(`gatehouse_session=${signSession(s.keys[alg], sessionClaims(o, person(), { iat: now, exp: now + 3600 }))}`);
-    }
-    const file = path.join(OUT, `fresh-${alg}.txt`);
-    fs.writeFileSync(file, lines.join('\n') + '\n');
-    s.fresh[alg] = { file, first: lines[0] };
-  }
   s.google = googleIdToken(who, s.nonce, now);
   s.authSecret = crypto.randomBytes(32).toString('base64');
-  s.authjsToken = await encode({
-    token: { name: who.name, email: who.email, picture: who.picture, sub: who.sub },
+  const authjs = (p) => encode({
+    token: { name: p.name, email: p.email, picture: p.picture, sub: p.sub },
     secret: s.authSecret,
     salt: AUTHJS_COOKIE,
     maxAge: 30 * 86400,
   });
+  s.authjsToken = await authjs(who);
+  // The `browse` and `cold` mixes: VISITORS and FRESH_TOKENS sessions of different people, one
+  // cookie per line for bench/*.lua, per kind of token.
+  const cookieLines = async (n) => {
+    const out = { hs256: [], eddsa: [], authjs: [] };
+    for (let i = 0; i < n; i++) {
+      const p = person();
+      for (const alg of ['hs256', 'eddsa']) {
+        out[alg].push(`gatehouse_session=${signSession(s.keys[alg], sessionClaims(s.origin[alg], p, { iat: now, exp: now + 3600 }))}`);
+      }
+      out.authjs.push(`${AUTHJS_COOKIE}=${await authjs(p)}`);
+    }
+    return out;
+  };
+  s.mixFiles = {};
+  for (const [mix, n] of [['browse', VISITORS], ['cold', FRESH_TOKENS]]) {
+    s.mixFiles[mix] = {};
+    for (const [kind, lines] of Object.entries(await cookieLines(n))) {
+      const file = path.join(OUT, `${mix}-${kind}.txt`);
+      fs.writeFileSync(file, lines.join('\n') + '\n');
+      s.mixFiles[mix][kind] = file;
+    }
+  }
+  // A site's pages and what they load: PAGES paths, none public (wrangler.toml's PUBLIC_PATHS).
+  const paths = [];
+  for (let i = 0; paths.length < PAGES; i++) {
+    const kind = i % 4;
+    paths.push(kind === 0 ? `/docs/chapter-${i}/` : kind === 1 ? `/docs/chapter-${i - 1}/figure-${i}.png`
+      : kind === 2 ? `/assets/site-${i % 8}.css` : `/blog/2026/post-${i}.html`);
+  }
+  s.pathsFile = path.join(OUT, 'browse-paths.txt');
+  fs.writeFileSync(s.pathsFile, paths.join('\n') + '\n');
   console.log(`HS256 and EdDSA session keys (gatehouse-cli keygen), tokens signed with node:crypto; Auth.js JWE ${s.authjsToken.length} B`);
   return s;
 }
@@ -398,8 +437,6 @@ function workers(s) {
     gatehouse: gatehouse('hs256'),
     'gatehouse-eddsa': gatehouse('eddsa'),
     'gatehouse-plain': gatehouse('hs256', 'hs256-plain'),
-    'gatehouse-fresh': gatehouse('hs256', 'hs256-fresh'),
-    'gatehouse-eddsa-fresh': gatehouse('eddsa', 'eddsa-fresh'),
     'micro-gh-hs256': micro('hs256'),
     'micro-gh-eddsa': micro('eddsa'),
     'micro-authjs': worker(date, [esm('micro-authjs.mjs', 'bench/out/micro-authjs.mjs')], [text('AUTH_SECRET', s.authSecret)]),
@@ -478,8 +515,6 @@ function curlStatus(url, cookie) {
 function cookieFor(name, s) {
   if (name === 'authjs') return `${AUTHJS_COOKIE}=${s.authjsToken}`;
   if (name === 'gatehouse-plain') return `gatehouse_session=${s.plain}`;
-  if (name === 'gatehouse-fresh') return s.fresh.hs256.first;
-  if (name === 'gatehouse-eddsa-fresh') return s.fresh.eddsa.first;
   if (name === 'gatehouse-eddsa') return `gatehouse_session=${s.eddsa.token}`;
   // js-fwd and rs-fwd carry the same Cookie header as gatehouse: same request bytes for all.
   return `gatehouse_session=${s.hs256.token}`;
@@ -504,6 +539,18 @@ async function sanity(s, ports) {
     const gated = name.startsWith('gatehouse') || name === 'authjs';
     if (gated && ![302, 401].includes(without)) throw new Error(`${name}: ${without} without a cookie, expected 302/401`);
   }
+  // The mixes' inputs: every visitor's and every fresh cookie on a page of the `browse` mix is
+  // admitted (a refusal would measure the sign-in redirect instead).
+  for (const c of CELLS.filter((x) => x.mix !== 'same')) {
+    const env = mixEnv(c, s);
+    const cookies = fs.readFileSync(env.BENCH_COOKIES, 'utf8').trim().split('\n');
+    const paths = env.BENCH_PATHS ? fs.readFileSync(env.BENCH_PATHS, 'utf8').trim().split('\n') : [pathFor(c.row)];
+    for (const [i, cookie] of [cookies[0], cookies.at(-1)].entries()) {
+      const p = paths[i === 0 ? 0 : paths.length - 1];
+      const status = curlStatus(`http://127.0.0.1:${ports[c.row]}${p}`, cookie);
+      if (status !== 200) throw new Error(`${c.key}: ${status} for ${p} with a cookie of ${env.BENCH_COOKIES}, expected 200`);
+    }
+  }
   return rows;
 }
 
@@ -512,19 +559,23 @@ async function sanity(s, ports) {
 // ASSETS forward, with the same connections and a valid session cookie: the only difference is
 // the gate's own work.
 
-/** The fresh rows' cookie file, if `name` is one (bench/*.lua then rotate through its lines). */
-function freshFile(name, s) {
-  if (name === 'gatehouse-fresh') return s.fresh.hs256.file;
-  if (name === 'gatehouse-eddsa-fresh') return s.fresh.eddsa.file;
-  return null;
+/** The environment bench/mix.lua and bench/latency.lua read for a cell (none for `same`). */
+function mixEnv(cell, s) {
+  if (cell.mix === 'same') return null;
+  const kind = cell.row === 'authjs' ? 'authjs' : cell.row === 'gatehouse-eddsa' ? 'eddsa' : 'hs256';
+  return {
+    BENCH_COOKIES: s.mixFiles[cell.mix][kind],
+    BENCH_PATHS: cell.mix === 'browse' ? s.pathsFile : '',
+    BENCH_ORDER: cell.mix === 'browse' ? 'random' : 'round',
+  };
 }
 
 /** Requests per second at saturation (32 connections). */
-function wrk(url, cookie, seconds, workerdPid, cookies = null) {
+function wrk(url, cookie, seconds, workerdPid, mix = null) {
   const before = cpuSnapshot(workerdPid);
-  const script = cookies ? ['-s', path.join(ROOT, 'bench/rotate.lua')] : [];
+  const script = mix ? ['-s', path.join(ROOT, 'bench/mix.lua')] : [];
   const [cmd, args] = pinned(PIN?.wrk, 'wrk', ['-t1', `-c${LOAD.connections}`, `-d${seconds}s`, ...script, '-H', `Cookie: ${cookie}`, url]);
-  const out = capture(cmd, args, { env: { ...process.env, BENCH_COOKIES: cookies ?? '' } });
+  const out = capture(cmd, args, { env: { ...process.env, ...mix } });
   const foreign = foreignCores(before, cpuSnapshot(workerdPid));
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const bad = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -534,38 +585,38 @@ function wrk(url, cookie, seconds, workerdPid, cookies = null) {
 }
 
 /** Latency of single requests, one connection, timed per request by bench/latency.lua (ms). */
-function latency(url, cookie, seconds, cookies = null) {
+function latency(url, cookie, seconds, mix = null) {
   const script = path.join(ROOT, 'bench/latency.lua');
   const [cmd, args] = pinned(PIN?.wrk, 'wrk', ['-t1', '-c1', `-d${seconds}s`, '-s', script, '-H', `Cookie: ${cookie}`, url]);
-  const out = capture(cmd, args, { env: { ...process.env, BENCH_COOKIES: cookies ?? '' } });
+  const out = capture(cmd, args, { env: { ...process.env, BENCH_COOKIES: '', BENCH_PATHS: '', ...mix } });
   const m = /LATENCY n=(\d+) bad=(\d+) mean_us=([\d.]+) p50_us=([\d.]+) p99_us=([\d.]+)/.exec(out);
   if (!m || Number(m[2])) throw new Error(`latency run against ${url} failed or saw non-200s\n${out}`);
   return { n: Number(m[1]), mean: Number(m[3]) / 1000, p50: Number(m[4]) / 1000, p99: Number(m[5]) / 1000 };
 }
 
-async function load(s, ports, workerdPid) {
-  step(`load: ${LOAD.rounds} round(s) × ${LOAD.seconds} s × ${ROWS.length}, wrk -t1 -c${LOAD.connections}` +
-    (PIN ? ` (workerd on core ${PIN.workerd}, wrk on core ${PIN.wrk})` : ' (one core: not pinned)'));
+/** One run of the load phase: LOAD.rounds interleaved rounds over every cell. */
+function loadRun(s, ports, workerdPid, runNo) {
   const url = (n) => `http://127.0.0.1:${ports[n]}${pathFor(n)}`;
-  const quiet = await waitForQuiet(workerdPid);
-  for (const n of ROWS) wrk(url(n), cookieFor(n, s), LOAD.warmup, workerdPid, freshFile(n, s)); // JIT, connections, caches
-  const runs = Object.fromEntries(ROWS.map((n) => [n, []]));
+  for (const c of CELLS) wrk(url(c.row), cookieFor(c.row, s), LOAD.warmup, workerdPid, mixEnv(c, s)); // JIT, connections, caches
+  const runs = Object.fromEntries(CELLS.map((c) => [c.key, []]));
   for (let r = 0; r < LOAD.rounds; r++) {
-    // Rotate the order each round so no contestant always runs right after the same one.
-    const order = ROWS.map((_, i) => ROWS[(i + r) % ROWS.length]);
-    for (const n of order) {
-      const res = wrk(url(n), cookieFor(n, s), LOAD.seconds, workerdPid, freshFile(n, s));
-      const lat = latency(url(n), cookieFor(n, s), LOAD.latencySeconds, freshFile(n, s));
+    // Rotate the order each round so no cell always runs right after the same one.
+    const order = CELLS.map((_, i) => CELLS[(i + r + runNo) % CELLS.length]);
+    for (const c of order) {
+      const res = wrk(url(c.row), cookieFor(c.row, s), LOAD.seconds, workerdPid, mixEnv(c, s));
+      const lat = latency(url(c.row), cookieFor(c.row, s), LOAD.latencySeconds, mixEnv(c, s));
       Object.assign(res, { p50: lat.p50, p99: lat.p99, latencyRequests: lat.n });
-      runs[n].push(res);
+      runs[c.key].push(res);
       const busy = res.foreignCores >= 0.1 ? `   (busy machine: ${res.foreignCores.toFixed(2)} core used by others)` : '';
-      console.log(`round ${r + 1}  ${n.padEnd(16)} ${res.rps.toFixed(0).padStart(7)} req/s  1-conn p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms${busy}`);
+      console.log(`run ${runNo + 1} round ${r + 1}  ${c.key.padEnd(24)} ${res.rps.toFixed(0).padStart(7)} req/s  1-conn p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms${busy}`);
     }
   }
-  const summary = { quietBefore: quiet };
-  for (const n of ROWS) {
-    const rs = runs[n];
-    summary[n] = {
+  const cells = {};
+  for (const c of CELLS) {
+    const rs = runs[c.key];
+    cells[c.key] = {
+      row: c.row,
+      mix: c.mix,
       rps: median(rs.map((x) => x.rps)),
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
@@ -575,16 +626,46 @@ async function load(s, ports, workerdPid) {
       runs: rs,
     };
   }
-  for (const n of ROWS) {
-    const base = summary[n].rps;
-    summary[n].perJsFwd = base / summary['js-fwd'].rps;
-    summary[n].perRsFwd = base / summary['rs-fwd'].rps;
-    summary[n].perAuthjs = base / summary.authjs.rps;
+  for (const c of CELLS) {
+    const cell = cells[c.key];
+    const peer = (row) => cells[`${row}/${c.mix}`];
+    // Ratios within the same mix: js-fwd and rs-fwd carry the same requests.
+    cell.perJsFwd = cell.rps / peer('js-fwd').rps;
+    cell.perRsFwd = cell.rps / peer('rs-fwd').rps;
+    cell.perAuthjs = cell.rps / peer('authjs').rps;
     // µs per request above the JS forward, at saturation on one core.
-    summary[n].extraUsPerRequest = 1e6 / base - 1e6 / summary['js-fwd'].rps;
-    // A cross-check (JSON only): the median of the ratios within each round, whose runs are minutes apart at most.
-    const paired = (b) => median(runs[n].map((x, i) => x.rps / runs[b][i].rps));
-    summary[n].medianOfRoundRatios = { jsFwd: paired('js-fwd'), rsFwd: paired('rs-fwd'), authjs: paired('authjs') };
+    cell.extraUsPerRequest = 1e6 / cell.rps - 1e6 / peer('js-fwd').rps;
+  }
+  return cells;
+}
+
+/** REPEAT runs of the load phase; each cell's figures are the medians over every round of every
+ * run, its ratios the median of the runs' ratios, with their spread (min–max over runs). */
+async function load(s, ports, workerdPid) {
+  step(`load: ${REPEAT} run(s) × ${LOAD.rounds} round(s) × ${LOAD.seconds} s × ${CELLS.length} cells, wrk -t1 -c${LOAD.connections}` +
+    (PIN ? ` (workerd on core ${PIN.workerd}, wrk on core ${PIN.wrk})` : ' (one core: not pinned)'));
+  const quiet = await waitForQuiet(workerdPid);
+  const runs = [];
+  for (let r = 0; r < REPEAT; r++) runs.push(loadRun(s, ports, workerdPid, r));
+  const summary = { quietBefore: quiet, runs, cells: {} };
+  for (const c of CELLS) {
+    const all = runs.flatMap((run) => run[c.key].runs);
+    const per = (k) => runs.map((run) => run[c.key][k]);
+    const out = {
+      row: c.row,
+      mix: c.mix,
+      rps: median(all.map((x) => x.rps)),
+      p50: median(all.map((x) => x.p50)),
+      p99: median(all.map((x) => x.p99)),
+      min: Math.min(...all.map((x) => x.rps)),
+      max: Math.max(...all.map((x) => x.rps)),
+      maxForeignCores: Math.max(...all.map((x) => x.foreignCores)),
+    };
+    for (const k of ['perJsFwd', 'perRsFwd', 'perAuthjs', 'extraUsPerRequest']) {
+      out[k] = median(per(k));
+      out[`${k}Runs`] = per(k);
+    }
+    summary.cells[c.key] = out;
   }
   return summary;
 }
@@ -596,8 +677,10 @@ const MICRO = [
   // [service, case, label]
   ['micro-gh-hs256', 'verify', 'Gatehouse session check, HS256 (token::verify)'],
   ['micro-gh-eddsa', 'verify', 'Gatehouse session check, EdDSA (token::verify)'],
-  ['micro-gh-hs256', 'gateCheck', 'gateCheck() call from JS, HS256 (whole hot path)'],
-  ['micro-gh-eddsa', 'gateCheck', 'gateCheck() call from JS, EdDSA (whole hot path)'],
+  ['micro-gh-hs256', 'gateCheckNew', 'gateCheck() from JS, HS256, a token new to the isolate'],
+  ['micro-gh-eddsa', 'gateCheckNew', 'gateCheck() from JS, EdDSA, a token new to the isolate'],
+  ['micro-gh-hs256', 'gateCheck', 'gateCheck() from JS, HS256, a token verified before'],
+  ['micro-gh-eddsa', 'gateCheck', 'gateCheck() from JS, EdDSA, a token verified before'],
   ['micro-gh-hs256', 'remembered', 'repeat request: js/entry.mjs memory of verdicts (key + lookup)'],
   ['micro-authjs', 'decode', 'Auth.js decode'],
   ['micro-authjs', 'decodeEncode', 'Auth.js decode + re-encode'],
@@ -612,7 +695,9 @@ const MICRO = [
 function microPayload(service, s) {
   if (service === 'micro-authjs') return { token: s.authjsToken };
   const alg = service.endsWith('eddsa') ? 'eddsa' : 'hs256';
-  return { ...s[alg], nonce: s.nonce, jwks: s.google.jwks, idToken: s.google.idToken };
+  // The micro workers' AUTH_URL is the contestant's origin, so the `cold` cookies are theirs.
+  const fresh = fs.readFileSync(s.mixFiles.cold[alg], 'utf8').trim().split('\n');
+  return { ...s[alg], fresh, nonce: s.nonce, jwks: s.google.jwks, idToken: s.google.idToken };
 }
 
 async function post(port, body) {
@@ -732,16 +817,17 @@ function targets(load, micro, sizes, cookies) {
   const us = (k) => micro[k].us;
   const t = [];
   const add = (name, value, target, met, unit = '') => t.push({ name, value, target, unit, met });
-  for (const [row, label] of [
-    ['gatehouse', 'HS256'],
-    ['gatehouse-eddsa', 'EdDSA'],
-    ['gatehouse-plain', 'HS256, ASSETS without private headers'],
-    ['gatehouse-fresh', 'HS256, a new token every request'],
-    ['gatehouse-eddsa-fresh', 'EdDSA, a new token every request'],
+  for (const [key, target] of Object.entries(TARGETS.mixes)) {
+    const l = load.cells[key];
+    add(`req/s ÷ js-fwd, ${key} (issue 15)`, l.perJsFwd, `≥ ${target}`, l.perJsFwd >= target);
+  }
+  for (const [key, label] of [
+    ['gatehouse/same', 'HS256'],
+    ['gatehouse-eddsa/same', 'EdDSA'],
+    ['gatehouse-plain/same', 'HS256, ASSETS without private headers'],
   ]) {
-    const l = load[row];
+    const l = load.cells[key];
     add(`req/s ÷ rs-fwd (${label})`, l.perRsFwd, `≥ ${TARGETS.perRsFwd}`, l.perRsFwd >= TARGETS.perRsFwd);
-    add(`req/s ÷ js-fwd (${label})`, l.perJsFwd, `≥ ${TARGETS.perJsFwd}`, l.perJsFwd >= TARGETS.perJsFwd);
     add(`req/s ÷ authjs (${label})`, l.perAuthjs, `≥ ${TARGETS.perAuthjs}`, l.perAuthjs >= TARGETS.perAuthjs);
   }
   const decode = us('micro-authjs/decode');
@@ -762,12 +848,22 @@ function targets(load, micro, sizes, cookies) {
 function printTables(m, load, micro, sizes, cookies, cold, tgs) {
   step('results');
   console.log(`machine: ${m.nproc} cores, ${m.cpu}; workerd ${m.workerd}; node ${m.node}; commit ${m.commit}`);
-  console.log(`load: ${LOAD.rounds} interleaved round(s); req/s: wrk -t1 -c${LOAD.connections} ${LOAD.seconds} s; ` +
+  console.log(`load: ${REPEAT} run(s) of ${LOAD.rounds} interleaved round(s); req/s: wrk -t1 -c${LOAD.connections} ${LOAD.seconds} s; ` +
     `p50/p99: one connection, ${LOAD.latencySeconds} s, per-request (bench/latency.lua); medians over rounds\n`);
-  const head = ['contestant', 'req/s', '÷ js-fwd', '÷ rs-fwd', '÷ authjs', 'p50 ms', 'p99 ms', '+µs/req vs js-fwd', 'range req/s', 'others\' CPU'];
-  const rows = ROWS.map((n) => {
-    const l = load[n];
-    return [n, l.rps.toFixed(0), l.perJsFwd.toFixed(3), l.perRsFwd.toFixed(3), l.perAuthjs.toFixed(3),
+  const spread = (xs) => (xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : '');
+  // The mixes table (issue 15): req/s ÷ js-fwd of the same mix, median of runs, runs' spread.
+  console.log(`request mixes: req/s ÷ js-fwd of the same mix, median of ${REPEAT} run(s) (spread over runs)`);
+  const mixRows = CONTESTANTS.filter((n) => n !== 'gatehouse-plain').map((n) => [n, ...MIXES.map((mix) => {
+    const l = load.cells[`${n}/${mix}`];
+    return `${l.perJsFwd.toFixed(2)}${spread(l.perJsFwdRuns)}`;
+  })]);
+  mixRows.push(['js-fwd req/s', ...MIXES.map((mix) => load.cells[`js-fwd/${mix}`].rps.toFixed(0))]);
+  printGrid(['contestant', ...MIXES], mixRows);
+  console.log('');
+  const head = ['cell', 'req/s', '÷ js-fwd', '÷ rs-fwd', '÷ authjs', 'p50 ms', 'p99 ms', '+µs/req vs js-fwd', 'range req/s', 'others\' CPU'];
+  const rows = CELLS.map(({ key }) => {
+    const l = load.cells[key];
+    return [key, l.rps.toFixed(0), l.perJsFwd.toFixed(3), l.perRsFwd.toFixed(3), l.perAuthjs.toFixed(3),
       l.p50.toFixed(3), l.p99.toFixed(3), l.extraUsPerRequest.toFixed(1), `${l.min.toFixed(0)}–${l.max.toFixed(0)}`,
       `≤ ${l.maxForeignCores.toFixed(2)} core`];
   });
@@ -828,7 +924,7 @@ async function main() {
   const m = machine(code);
   const tgs = targets(load_, micro_, sizes, cookies);
   printTables(m, load_, micro_, sizes, cookies, cold, tgs);
-  const results = { machine: m, measured: code, quick: QUICK, load: { params: LOAD, pinning: PIN, contestants: load_ }, micro: micro_, wasm: sizes, cookies, coldStart: cold, targets: tgs };
+  const results = { machine: m, measured: code, quick: QUICK, load: { params: { ...LOAD, repeat: REPEAT }, pinning: PIN, mixes: MIXES, ...load_ }, micro: micro_, wasm: sizes, cookies, coldStart: cold, targets: tgs };
   fs.writeFileSync(path.join(ROOT, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwritten: bench/results.json  (${((Date.now() - t0) / 1000).toFixed(0)} s in all)`);
 }

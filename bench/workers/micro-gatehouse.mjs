@@ -8,6 +8,7 @@ import { Verdicts } from '../../js/verdicts.mjs';
 import { expectAll, json, measure } from './measure.mjs';
 
 const B = Bench.prototype;
+let next = 0;
 // gateCheck answers 0 (full route), 1 (public) or the admitted-until Unix second.
 
 function cases(env, p, now) {
@@ -16,7 +17,16 @@ function cases(env, p, now) {
   return {
     // token::verify of a current session token (signature, header, iss/aud/iat/exp/sxp).
     verify: (n) => expectAll('verify', B.benchSessionVerify(keys, p.token, origin, now, n), n),
-    // The whole hot-path call from JS: strings into wasm, cookie parse, gate rules, verify.
+    // The whole hot-path call from JS for a token never seen in this isolate: strings into
+    // wasm, cookie parse, gate rules, verify (p.fresh: more cookies than any memory holds).
+    gateCheckNew: (n) => {
+      const url = `${origin}/`;
+      let ok = 0;
+      for (let i = 0; i < n; i++) if (B.gateCheck(env, url, p.fresh[(next++) % p.fresh.length]) > 1) ok++;
+      expectAll('gateCheckNew', ok, n);
+    },
+    // The same call for a token this isolate verified before (src/session/verified.rs): no
+    // signature check, no claims decoding; the path rules still run.
     gateCheck: (n) => {
       const cookie = `gatehouse_session=${p.token}`;
       let ok = 0;
