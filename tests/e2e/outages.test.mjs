@@ -60,7 +60,9 @@ describe('the site behind UPSTREAM_URL failing', () => {
 
   test('an unreachable site gives a 502 page, not the Configuration page', async () => {
     const closed = await freePort();
-    await stack.restart({ UPSTREAM_URL: `http://127.0.0.1:${closed}` });
+    // A generous timeout: a refused connection must be a 502 however slow the machine, never
+    // a 504 because the first request of the restarted worker took more than one second.
+    await stack.restart({ UPSTREAM_URL: `http://127.0.0.1:${closed}`, UPSTREAM_TIMEOUT: '10' });
     const res = await request(stack, '/public/x', { accept: 'text/html' });
     assert.equal(res.status, 502, res.describe());
     assert.match(res.body, /could not be reached/);
