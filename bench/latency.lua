@@ -14,35 +14,21 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
 end
 
--- With BENCH_COOKIES set (the `browse` and `cold` mixes), requests are picked as in
--- bench/mix.lua: BENCH_ORDER `round` takes the next cookie, `random` a random cookie and path.
-local function lines(file)
-  local out = {}
-  if file and #file > 0 then
-    for line in io.lines(file) do
-      if #line > 0 then out[#out + 1] = line end
-    end
-  end
-  return out
+-- With BENCH_COOKIES set (the `browse` and `cold` mixes), each request is the one bench/mix.lua
+-- picks: that file is run here (from this file's folder) and its `request` kept.
+local pick = wrk.format
+local mix = os.getenv("BENCH_COOKIES")
+if mix and #mix > 0 then
+  local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+  dofile(dir .. "mix.lua")
+  pick = request
 end
-local cookies = lines(os.getenv("BENCH_COOKIES"))
-local paths = lines(os.getenv("BENCH_PATHS"))
-local random = os.getenv("BENCH_ORDER") == "random"
-local i = 0
 
 -- Thread state: each wrk thread has one connection, so requests and responses pair in order.
 sent, lats, n, bad = 0, {}, 0, 0
 function request()
   sent = now_us()
-  if #cookies == 0 then return wrk.format() end
-  local path
-  if random then
-    i = math.random(#cookies)
-    if #paths > 0 then path = paths[math.random(#paths)] end
-  else
-    i = i % #cookies + 1
-  end
-  return wrk.format(nil, path, { ["Cookie"] = cookies[i] })
+  return pick()
 end
 function response(status)
   n = n + 1

@@ -3,7 +3,7 @@
 -- BENCH_PATHS (optional) a file of paths, one per line; BENCH_ORDER is `round` (each request the
 -- next cookie: the `cold` mix, every token new to the gate) or `random` (each request a random
 -- cookie and a random path: the `browse` mix, visitors asking for pages and their assets).
--- bench/latency.lua picks requests the same way.
+-- bench/latency.lua runs this file to pick its requests.
 local function lines(file)
   local out = {}
   if file and #file > 0 then

@@ -594,6 +594,20 @@ function latency(url, cookie, seconds, mix = null) {
   return { n: Number(m[1]), mean: Number(m[3]) / 1000, p50: Number(m[4]) / 1000, p99: Number(m[5]) / 1000 };
 }
 
+/** A cell's figures over rounds `rs`: medians, the req/s range and the most CPU others used. */
+function roundStats(c, rs) {
+  return {
+    row: c.row,
+    mix: c.mix,
+    rps: median(rs.map((x) => x.rps)),
+    p50: median(rs.map((x) => x.p50)),
+    p99: median(rs.map((x) => x.p99)),
+    min: Math.min(...rs.map((x) => x.rps)),
+    max: Math.max(...rs.map((x) => x.rps)),
+    maxForeignCores: Math.max(...rs.map((x) => x.foreignCores)),
+  };
+}
+
 /** One run of the load phase: LOAD.rounds interleaved rounds over every cell. */
 function loadRun(s, ports, workerdPid, runNo) {
   const url = (n) => `http://127.0.0.1:${ports[n]}${pathFor(n)}`;
@@ -612,20 +626,7 @@ function loadRun(s, ports, workerdPid, runNo) {
     }
   }
   const cells = {};
-  for (const c of CELLS) {
-    const rs = runs[c.key];
-    cells[c.key] = {
-      row: c.row,
-      mix: c.mix,
-      rps: median(rs.map((x) => x.rps)),
-      p50: median(rs.map((x) => x.p50)),
-      p99: median(rs.map((x) => x.p99)),
-      min: Math.min(...rs.map((x) => x.rps)),
-      max: Math.max(...rs.map((x) => x.rps)),
-      maxForeignCores: Math.max(...rs.map((x) => x.foreignCores)),
-      runs: rs,
-    };
-  }
+  for (const c of CELLS) cells[c.key] = { ...roundStats(c, runs[c.key]), runs: runs[c.key] };
   for (const c of CELLS) {
     const cell = cells[c.key];
     const peer = (row) => cells[`${row}/${c.mix}`];
@@ -651,16 +652,7 @@ async function load(s, ports, workerdPid) {
   for (const c of CELLS) {
     const all = runs.flatMap((run) => run[c.key].runs);
     const per = (k) => runs.map((run) => run[c.key][k]);
-    const out = {
-      row: c.row,
-      mix: c.mix,
-      rps: median(all.map((x) => x.rps)),
-      p50: median(all.map((x) => x.p50)),
-      p99: median(all.map((x) => x.p99)),
-      min: Math.min(...all.map((x) => x.rps)),
-      max: Math.max(...all.map((x) => x.rps)),
-      maxForeignCores: Math.max(...all.map((x) => x.foreignCores)),
-    };
+    const out = roundStats(c, all);
     for (const k of ['perJsFwd', 'perRsFwd', 'perAuthjs', 'extraUsPerRequest']) {
       out[k] = median(per(k));
       out[`${k}Runs`] = per(k);
