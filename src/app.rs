@@ -28,8 +28,9 @@ mod sign_in;
 mod sign_out;
 
 pub use forward::{
-    IDENTITY_HEADER_PREFIX, Quick, SHARED_CACHE_HEADERS, hot_path_may_decide,
-    private_cache_control, private_vary, quick_decision, quick_decision_in, rewrite_location,
+    Deferred, IDENTITY_HEADER_PREFIX, Quick, SHARED_CACHE_HEADERS, hot_path_may_decide,
+    private_cache_control, private_vary, quick_decision, quick_decision_deferred,
+    quick_decision_in, rewrite_location,
 };
 use responses::{WireError, harden, json_response};
 pub use responses::{outage_json, outage_page};

@@ -13,8 +13,9 @@ use crate::config::Config;
 use crate::gate::{self, Decision};
 use crate::http::HttpClient;
 use crate::pages;
+use crate::session::keys::{CheckedSignature, Ed25519Check};
 use crate::session::token::{Session, UntrustedSession};
-use crate::session::verified::VerifiedTokens;
+use crate::session::verified::{Lookup, Signatures, VerifiedTokens};
 use crate::session::{cookies, cookies::Jar};
 use crate::site::Site;
 use crate::store::UserStore;
@@ -63,6 +64,9 @@ enum Quickly<'m> {
     Full,
     Public,
     Admitted(&'m Session),
+    /// Only with [`Signatures::Deferred`]: an Ed25519 token new to the isolate, whose signature
+    /// the caller checks before deciding again with the proof.
+    Check(Ed25519Check),
 }
 
 /// The one decision both routes take first: a public path, or an unexpired session token that
@@ -76,6 +80,7 @@ fn decide_quickly<'m>(
     cookie: Option<&str>,
     now: UnixTime,
     verified: &'m mut VerifiedTokens,
+    signatures: Signatures<'_>,
 ) -> Quickly<'m> {
     if config.upstream_url.is_some() {
         return Quickly::Full;
@@ -96,11 +101,20 @@ fn decide_quickly<'m>(
     let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
         return Quickly::Full;
     };
-    match verified.current(&config.keys, UntrustedSession(raw), site.origin(), now) {
-        Some(session) if gate::admit(&config.gate, path, Some(session)) == Decision::Admit => {
+    match verified.lookup(
+        &config.keys,
+        UntrustedSession(raw),
+        site.origin(),
+        now,
+        signatures,
+    ) {
+        Lookup::Current(session)
+            if gate::admit(&config.gate, path, Some(session)) == Decision::Admit =>
+        {
             Quickly::Admitted(session)
         }
-        _ => Quickly::Full,
+        Lookup::Check(check) => Quickly::Check(check),
+        Lookup::Current(_) | Lookup::Full => Quickly::Full,
     }
 }
 
@@ -118,7 +132,7 @@ pub fn quick_decision(config: &Config, url: &str, cookie: Option<&str>, now: Uni
     )
 }
 
-/// [`quick_decision`] with the isolate's memory of verified tokens (the runtime's).
+/// [`quick_decision`] with the isolate's memory of verified tokens.
 pub fn quick_decision_in(
     verified: &mut VerifiedTokens,
     config: &Config,
@@ -126,16 +140,69 @@ pub fn quick_decision_in(
     cookie: Option<&str>,
     now: UnixTime,
 ) -> Quick {
-    let Ok(url) = Url::parse(url) else {
-        return Quick::Full;
-    };
-    match decide_quickly(config, &url, cookie, now, verified) {
-        Quickly::Full => Quick::Full,
-        Quickly::Public => Quick::Public,
-        Quickly::Admitted(session) => Quick::Admitted {
-            until: session.lapses(),
-        },
+    match quick(verified, config, url, cookie, now, Signatures::Inline) {
+        Deferred::Decided(quick) => quick,
+        // Inline: the memory checks Ed25519 signatures itself and never asks.
+        Deferred::Check(_) => Quick::Full,
     }
+}
+
+/// The runtime's hot path: [`quick_decision_in`], except that an Ed25519 token new to the
+/// isolate is not verified here but answered with [`Deferred::Check`]: the runtime checks the
+/// signature with WebCrypto (several times faster than Rust in wasm) and, if it verified, asks
+/// again with `proof` ([`Ed25519Check::passed`]); the answer is then what `quick_decision_in`
+/// would give. With `proof`, no check is asked for again (a proof for another token counts for
+/// nothing: the full route).
+pub fn quick_decision_deferred(
+    verified: &mut VerifiedTokens,
+    config: &Config,
+    url: &str,
+    cookie: Option<&str>,
+    now: UnixTime,
+    proof: Option<&CheckedSignature>,
+) -> Deferred {
+    quick(
+        verified,
+        config,
+        url,
+        cookie,
+        now,
+        Signatures::Deferred(proof),
+    )
+}
+
+fn quick(
+    verified: &mut VerifiedTokens,
+    config: &Config,
+    url: &str,
+    cookie: Option<&str>,
+    now: UnixTime,
+    signatures: Signatures<'_>,
+) -> Deferred {
+    let Ok(url) = Url::parse(url) else {
+        return Deferred::Decided(Quick::Full);
+    };
+    Deferred::Decided(
+        match decide_quickly(config, &url, cookie, now, verified, signatures) {
+            Quickly::Full => Quick::Full,
+            Quickly::Public => Quick::Public,
+            Quickly::Admitted(session) => Quick::Admitted {
+                until: session.lapses(),
+            },
+            // With a proof the memory never asks again (a proof for another token: full route).
+            Quickly::Check(_) if matches!(signatures, Signatures::Deferred(Some(_))) => Quick::Full,
+            Quickly::Check(check) => return Deferred::Check(check),
+        },
+    )
+}
+
+/// [`quick_decision_deferred`]'s answer.
+#[derive(Debug)]
+pub enum Deferred {
+    /// The verdict.
+    Decided(Quick),
+    /// The signature check to make before asking again.
+    Check(Ed25519Check),
 }
 
 /// The sign-in page, coming back to this page (path and query) afterwards.
@@ -164,31 +231,40 @@ fn identity(session: &Session) -> Identity {
 }
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
-    /// The gate: first the hot path's own decision ([`decide_quickly`]), then, for what it
-    /// leaves, sessions from bearer tokens and renewals.
-    pub(super) async fn gate(&self, req: &Request, site: &Site) -> Outcome {
-        if hot_path_may_decide(
+    /// The hot path's decision ([`decide_quickly`]), for a request it may decide; `None`: the
+    /// rest of the gate decides. Ed25519 signatures are checked here, in Rust (the full route's
+    /// tokens are few: renewals, bearer tokens, refusals).
+    fn decided_quickly(&self, req: &Request) -> Option<Outcome> {
+        if !hot_path_may_decide(
             req.method.as_str(),
             req.headers.keys().map(http::HeaderName::as_str),
         ) {
-            let cookie = req.header(header::COOKIE);
-            let mut memory = self.sessions.borrow_mut();
-            match decide_quickly(
-                self.config,
-                &req.url,
-                cookie,
-                self.now,
-                &mut memory.verified,
-            ) {
-                Quickly::Public => return Outcome::Forward(Forward::default()),
-                Quickly::Admitted(session) => {
-                    return Outcome::Forward(Forward {
-                        identity: Some(identity(session)),
-                        ..Forward::default()
-                    });
-                }
-                Quickly::Full => {}
-            }
+            return None;
+        }
+        let cookie = req.header(header::COOKIE);
+        let mut memory = self.sessions.borrow_mut();
+        match decide_quickly(
+            self.config,
+            &req.url,
+            cookie,
+            self.now,
+            &mut memory.verified,
+            Signatures::Inline,
+        ) {
+            Quickly::Public => Some(Outcome::Forward(Forward::default())),
+            Quickly::Admitted(session) => Some(Outcome::Forward(Forward {
+                identity: Some(identity(session)),
+                ..Forward::default()
+            })),
+            Quickly::Full | Quickly::Check(_) => None,
+        }
+    }
+
+    /// The gate: first the hot path's own decision ([`decide_quickly`]), then, for what it
+    /// leaves, sessions from bearer tokens and renewals.
+    pub(super) async fn gate(&self, req: &Request, site: &Site) -> Outcome {
+        if let Some(outcome) = self.decided_quickly(req) {
+            return outcome;
         }
         let rules = &self.config.gate;
         if gate::admit(rules, req.url.path(), None) == Decision::Public {

@@ -64,3 +64,29 @@ pub async fn store_contract(env: JsValue) -> String {
     })
     .to_string()
 }
+
+/// The runtime's Ed25519 check (`runtime::webcrypto`, WebCrypto) beside the pure-Rust one, in
+/// real workerd: for each token of `tokens_json` (a JSON array of strings) under the session
+/// key set `keys_json`, `{"webcrypto": BOOL, "native": BOOL}`, or `null` when the token needs no
+/// Ed25519 check or its header is refused. The hot path trusts the first where native tests
+/// exercise the second; `tests/e2e/store_contract.test.mjs` asserts they agree.
+#[wasm_bindgen(js_name = ed25519Checks)]
+pub async fn ed25519_checks(keys_json: String, tokens_json: String) -> String {
+    let Ok(keys) = crate::session::keys::KeySet::from_jwk_set(&keys_json) else {
+        return "\"bad key set\"".to_owned();
+    };
+    let tokens: Vec<String> = serde_json::from_str(&tokens_json).unwrap_or_default();
+    let mut out = Vec::new();
+    for token in &tokens {
+        let Ok(Some(check)) = keys.ed25519_check(crate::session::token::SESSION_TYP, token) else {
+            out.push(serde_json::Value::Null);
+            continue;
+        };
+        let webcrypto = match super::webcrypto::verify(&check).await {
+            Ok(verified) => serde_json::Value::Bool(verified),
+            Err(e) => serde_json::Value::String(format!("{e:?}")),
+        };
+        out.push(serde_json::json!({ "webcrypto": webcrypto, "native": check.verify_natively() }));
+    }
+    serde_json::Value::Array(out).to_string()
+}

@@ -81,6 +81,42 @@ pub enum KeyReject {
     BadClaims,
 }
 
+/// An Ed25519 signature to check outside this crate: `signature` over `message` by
+/// `public_key`. The runtime checks it with WebCrypto; native tests with
+/// [`Ed25519Check::verify_natively`], the same pure-Rust verifier `KeySet::verify` uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ed25519Check {
+    /// The raw public key of the key named by the token's `kid`.
+    pub public_key: [u8; 32],
+    /// The JWS signing input (base64url header `.` base64url payload).
+    pub message: String,
+    /// The 64-byte signature.
+    pub signature: Vec<u8>,
+}
+
+impl Ed25519Check {
+    /// Says that the signature verified. Only the runtime's WebCrypto answer (`true`) or a test's
+    /// native check may call this: the result lets [`KeySet::verify_checked`] skip the math.
+    pub fn passed(self) -> CheckedSignature {
+        CheckedSignature(self)
+    }
+
+    /// The pure-Rust check (ed25519-compact), as `KeySet::verify` makes it: for native tests of
+    /// the deferred route, and where no WebCrypto is at hand.
+    pub fn verify_natively(&self) -> bool {
+        let Ok(signature) = ed25519_compact::Signature::from_slice(&self.signature) else {
+            return false;
+        };
+        ed25519_compact::PublicKey::new(self.public_key)
+            .verify(self.message.as_bytes(), &signature)
+            .is_ok()
+    }
+}
+
+/// An [`Ed25519Check`] whose signature verified.
+#[derive(Clone, Debug)]
+pub struct CheckedSignature(Ed25519Check);
+
 /// The configured session keys. Built once per isolate from `SESSION_KEYS`.
 pub struct KeySet {
     keys: Vec<SessionKey>,
@@ -155,6 +191,28 @@ impl KeySet {
         typ: &str,
         token: &str,
     ) -> Result<Claims<T>, KeyReject> {
+        let (untrusted, key) = self.header_checked(typ, token)?;
+        let result = match &key.material {
+            Material::Hmac(k) => Hs256.validator::<T>(k).validate(&untrusted),
+            Material::Ed25519 { verifying, .. } => {
+                Ed25519.validator::<T>(verifying).validate(&untrusted)
+            }
+        };
+        match result {
+            Ok(token) => Ok(token.into_parts().1),
+            Err(ValidationError::AlgorithmMismatch { .. }) => Err(KeyReject::WrongAlg),
+            Err(ValidationError::MalformedClaims(_)) => Err(KeyReject::BadClaims),
+            Err(_) => Err(KeyReject::BadSignature),
+        }
+    }
+
+    /// The token parsed, with the key its header names: `kid` among configured keys only,
+    /// `alg` that key's own algorithm, `typ` as expected. Nothing is verified yet.
+    fn header_checked<'t>(
+        &self,
+        typ: &str,
+        token: &'t str,
+    ) -> Result<(UntrustedToken<'t>, &SessionKey), KeyReject> {
         let untrusted = UntrustedToken::new(token).map_err(|_| KeyReject::Malformed)?;
         let header = untrusted.header();
         let kid = header.key_id.as_deref().ok_or(KeyReject::MissingKid)?;
@@ -171,18 +229,56 @@ impl KeySet {
         if header.token_type.as_deref() != Some(typ) {
             return Err(KeyReject::WrongType);
         }
-        let result = match &key.material {
-            Material::Hmac(k) => Hs256.validator::<T>(k).validate(&untrusted),
-            Material::Ed25519 { verifying, .. } => {
-                Ed25519.validator::<T>(verifying).validate(&untrusted)
-            }
+        Ok((untrusted, key))
+    }
+
+    /// Whether any configured key is an Ed25519 key.
+    pub fn has_ed25519(&self) -> bool {
+        self.keys
+            .iter()
+            .any(|k| matches!(k.material, Material::Ed25519 { .. }))
+    }
+
+    /// For a token under an Ed25519 key: the signature check it needs, for the runtime to make
+    /// with WebCrypto (`crypto.subtle.verify`, several times faster than the pure-Rust check in
+    /// wasm) before [`KeySet::verify_checked`]. `Ok(None)` for an HS256 token (an HMAC costs
+    /// less than the trip: [`KeySet::verify`] checks it). Header errors as in `verify`.
+    pub fn ed25519_check(&self, typ: &str, token: &str) -> Result<Option<Ed25519Check>, KeyReject> {
+        let (untrusted, key) = self.header_checked(typ, token)?;
+        let Material::Ed25519 { verifying, .. } = &key.material else {
+            return Ok(None);
         };
-        match result {
-            Ok(token) => Ok(token.into_parts().1),
-            Err(ValidationError::AlgorithmMismatch { .. }) => Err(KeyReject::WrongAlg),
-            Err(ValidationError::MalformedClaims(_)) => Err(KeyReject::BadClaims),
-            Err(_) => Err(KeyReject::BadSignature),
+        let signature = untrusted.signature_bytes();
+        if signature.len() != ed25519_compact::Signature::BYTES {
+            return Err(KeyReject::BadSignature);
         }
+        // The JWS signing input (RFC 7515 5.2): the token up to its last `.`, exactly what
+        // jwt-compact verifies (UntrustedToken::new has checked that there are three parts).
+        let message = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+        Ok(Some(Ed25519Check {
+            public_key: **verifying,
+            message: message.to_owned(),
+            signature: signature.to_vec(),
+        }))
+    }
+
+    /// The claims of a token whose Ed25519 signature the runtime checked ([`KeySet::ed25519_check`],
+    /// then [`Ed25519Check::passed`]). The header is checked again and the check must be the
+    /// very one this token needs (same key, signing input and signature), else `BadSignature`:
+    /// a proof for one token is worth nothing for another.
+    pub fn verify_checked<T: DeserializeOwned>(
+        &self,
+        typ: &str,
+        token: &str,
+        proof: &CheckedSignature,
+    ) -> Result<Claims<T>, KeyReject> {
+        if self.ed25519_check(typ, token)?.as_ref() != Some(&proof.0) {
+            return Err(KeyReject::BadSignature);
+        }
+        let (untrusted, _) = self.header_checked(typ, token)?;
+        untrusted
+            .deserialize_claims_unchecked::<T>()
+            .map_err(|_| KeyReject::BadClaims)
     }
 
     /// An HMAC-SHA-256 tag of `message` under the signing key (for CSRF tokens). The message

@@ -4,7 +4,7 @@
 use jwt_compact::Claims;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{KeyReject, KeySet};
+use super::keys::{CheckedSignature, KeyReject, KeySet};
 use crate::time::UnixTime;
 
 /// `typ` of session tokens.
@@ -113,6 +113,27 @@ pub fn verify(
     now: UnixTime,
 ) -> Result<Verified, Reject> {
     let claims: Claims<SessionClaims> = keys.verify(SESSION_TYP, token.0).map_err(Reject::Key)?;
+    worth(claims, origin, now)
+}
+
+/// [`verify`] for a token under an Ed25519 key whose signature the runtime checked with
+/// WebCrypto (`KeySet::ed25519_check`, then `passed`): the same checks, the same result, only
+/// the signature math was done elsewhere. A proof made for another token is `BadSignature`.
+pub fn verify_checked(
+    keys: &KeySet,
+    token: UntrustedSession<'_>,
+    origin: &str,
+    now: UnixTime,
+    proof: &CheckedSignature,
+) -> Result<Verified, Reject> {
+    let claims: Claims<SessionClaims> = keys
+        .verify_checked(SESSION_TYP, token.0, proof)
+        .map_err(Reject::Key)?;
+    worth(claims, origin, now)
+}
+
+/// What claims with a good signature are worth at `now` for `origin`.
+fn worth(claims: Claims<SessionClaims>, origin: &str, now: UnixTime) -> Result<Verified, Reject> {
     let custom = &claims.custom;
     if custom.iss != origin {
         return Err(Reject::WrongIssuer);
@@ -470,6 +491,74 @@ mod tests {
             &pk,
             b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
         ));
+    }
+
+    #[test]
+    fn a_signature_checked_elsewhere_gives_what_verify_gives_and_only_for_its_token() {
+        let keys = ed_keys(true);
+        let t = issue(&keys, claims(), NOW, 300).unwrap();
+        let other = issue(
+            &keys,
+            SessionClaims {
+                sid: "session-2".into(),
+                ..claims()
+            },
+            NOW,
+            300,
+        )
+        .unwrap();
+        let check = keys.ed25519_check(SESSION_TYP, &t).unwrap().unwrap();
+        assert!(check.verify_natively());
+        assert_eq!(check.message, t.rsplit_once('.').unwrap().0);
+        let proof = check.passed();
+        for at in [NOW, NOW.plus(299), NOW.plus(300), NOW.plus(-1)] {
+            assert_eq!(
+                verify_checked(&keys, UntrustedSession(&t), ORIGIN, at, &proof),
+                verify(&keys, UntrustedSession(&t), ORIGIN, at),
+            );
+        }
+        assert_eq!(
+            verify_checked(
+                &keys,
+                UntrustedSession(&t),
+                "https://other.test",
+                NOW,
+                &proof
+            ),
+            Err(Reject::WrongIssuer)
+        );
+        // A proof is worth nothing for another token, even of the same key.
+        assert_eq!(
+            verify_checked(&keys, UntrustedSession(&other), ORIGIN, NOW, &proof),
+            Err(Reject::Key(KeyReject::BadSignature))
+        );
+        // A changed payload under the old signature: the check it needs fails.
+        let parts: Vec<&str> = t.split('.').collect();
+        let o: Vec<&str> = other.split('.').collect();
+        let forged = format!("{}.{}.{}", parts[0], o[1], parts[2]);
+        let check = keys.ed25519_check(SESSION_TYP, &forged).unwrap().unwrap();
+        assert!(!check.verify_natively());
+        // HS256 tokens need no outside check; header errors are those of `verify`.
+        let hs = issue(&keys_with_first_hs(), claims(), NOW, 300).unwrap();
+        assert_eq!(keys.ed25519_check(SESSION_TYP, &hs), Ok(None));
+        assert_eq!(
+            keys.ed25519_check(SESSION_TYP, "a.b"),
+            Err(KeyReject::Malformed)
+        );
+        let short = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..40]);
+        assert_eq!(
+            keys.ed25519_check(SESSION_TYP, &short),
+            Err(KeyReject::BadSignature)
+        );
+    }
+
+    /// `ed_keys(true)` with the HS256 key first (it signs; the Ed25519 key still verifies).
+    fn keys_with_first_hs() -> KeySet {
+        KeySet::from_jwk_set(&format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"k1","k":"{}"}},{{"kty":"OKP","crv":"Ed25519","kid":"ed1","x":"{ED_X}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode([1u8; 32])
+        ))
+        .unwrap()
     }
 
     #[test]

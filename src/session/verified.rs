@@ -20,8 +20,8 @@
 
 use std::collections::HashMap;
 
-use super::keys::KeySet;
-use super::token::{self, Session, UntrustedSession, Verified};
+use super::keys::{CheckedSignature, Ed25519Check, KeySet};
+use super::token::{self, SESSION_TYP, Session, UntrustedSession, Verified};
 use crate::time::UnixTime;
 
 /// Most tokens remembered per isolate (two generations of half as many).
@@ -34,6 +34,26 @@ pub const MAX_TOKEN_LENGTH: usize = 4096;
 struct Entry {
     origin: String,
     session: Session,
+}
+
+/// What [`VerifiedTokens::lookup`] says of a token.
+#[derive(Debug)]
+pub enum Lookup<'m> {
+    /// Current for this origin now: from memory, or just verified (and remembered).
+    Current(&'m Session),
+    /// Not current here (refused, expired, foreign, too long): the full route decides.
+    Full,
+    /// An Ed25519 token new to this isolate: the signature check it needs first.
+    Check(Ed25519Check),
+}
+
+/// Where Ed25519 signatures are checked.
+#[derive(Clone, Copy, Debug)]
+pub enum Signatures<'p> {
+    /// Here, in pure Rust (`KeySet::verify`).
+    Inline,
+    /// By the caller (WebCrypto); the proof of a check it made, if any.
+    Deferred(Option<&'p CheckedSignature>),
 }
 
 /// Recently verified tokens of this isolate.
@@ -71,9 +91,28 @@ impl VerifiedTokens {
         origin: &str,
         now: UnixTime,
     ) -> Option<&Session> {
+        match self.lookup(keys, token, origin, now, Signatures::Inline) {
+            Lookup::Current(session) => Some(session),
+            Lookup::Full | Lookup::Check(_) => None,
+        }
+    }
+
+    /// [`VerifiedTokens::current`] with the choice of where Ed25519 signatures are checked:
+    /// with [`Signatures::Deferred`] (the runtime, which checks them with WebCrypto, an
+    /// asynchronous call), an Ed25519 token new to this isolate gives [`Lookup::Check`] unless
+    /// the proof is that very check, passed; then it is verified with [`token::verify_checked`]
+    /// and remembered like any other. HS256 tokens are checked here either way.
+    pub fn lookup(
+        &mut self,
+        keys: &KeySet,
+        token: UntrustedSession<'_>,
+        origin: &str,
+        now: UnixTime,
+        signatures: Signatures<'_>,
+    ) -> Lookup<'_> {
         let raw = token.0;
         if raw.len() > MAX_TOKEN_LENGTH {
-            return None;
+            return Lookup::Full;
         }
         if !self.young.contains_key(raw)
             && let Some(entry) = self.old.remove(raw)
@@ -85,15 +124,32 @@ impl VerifiedTokens {
             // Past its time: `verify` would not call it current either.
             let s = &e.session;
             if e.origin == origin && s.issued() <= now && now < s.lapses() {
-                return self.young.get(raw).map(|e| &e.session);
+                return self
+                    .young
+                    .get(raw)
+                    .map_or(Lookup::Full, |e| Lookup::Current(&e.session));
             }
             if now >= s.lapses() {
                 self.young.remove(raw);
             }
-            return None;
+            return Lookup::Full;
         }
-        let Ok(Verified::Current(session)) = token::verify(keys, token, origin, now) else {
-            return None;
+        let verified = match signatures {
+            Signatures::Deferred(proof) if keys.has_ed25519() => {
+                match keys.ed25519_check(SESSION_TYP, raw) {
+                    // Refused by its header: the full route says why.
+                    Err(_) => return Lookup::Full,
+                    Ok(None) => token::verify(keys, token, origin, now),
+                    Ok(Some(check)) => match proof {
+                        Some(proof) => token::verify_checked(keys, token, origin, now, proof),
+                        None => return Lookup::Check(check),
+                    },
+                }
+            }
+            Signatures::Deferred(_) | Signatures::Inline => token::verify(keys, token, origin, now),
+        };
+        let Ok(Verified::Current(session)) = verified else {
+            return Lookup::Full;
         };
         self.add(
             raw,
@@ -102,7 +158,9 @@ impl VerifiedTokens {
                 session,
             },
         );
-        self.young.get(raw).map(|e| &e.session)
+        self.young
+            .get(raw)
+            .map_or(Lookup::Full, |e| Lookup::Current(&e.session))
     }
 
     fn add(&mut self, raw: &str, entry: Entry) {

@@ -5,9 +5,11 @@
 //   GET  /run    the suite's results, and every SQL text the D1 store prepared during it
 //   POST /plans  {"statements": [SQL, …]} → [{sql, plan: [{id, parent, detail}, …]} | {sql, error}]:
 //                `EXPLAIN QUERY PLAN` of each on the same D1, its placeholders bound to NULL
+//   POST /ed25519 {"keys": JWK Set, "tokens": [JWT, …]} → per token {webcrypto, native} | null:
+//                the hot path's WebCrypto Ed25519 check beside the pure-Rust one
 import Contract from '../out/contract/index.js';
 
-const { storeContract } = Contract.prototype;
+const { ed25519Checks, storeContract } = Contract.prototype;
 
 const json = (value) => new Response(typeof value === 'string' ? value : JSON.stringify(value), {
   headers: { 'content-type': 'application/json' },
@@ -43,6 +45,10 @@ export default {
       const plans = [];
       for (const sql of statements) plans.push(await plan(env.DB, sql));
       return json(plans);
+    }
+    if (pathname === '/ed25519' && request.method === 'POST') {
+      const { keys, tokens } = await request.json();
+      return json(await ed25519Checks(JSON.stringify(keys), JSON.stringify(tokens)));
     }
     return new Response('store contract worker');
   },

@@ -5,10 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { SignJWT, createLocalJWKSet, importJWK, jwtVerify } from 'jose';
 import {
-  ROOT, SESSION_COOKIE, clearsCookie, cookieValue, decodeJwt, eventually, findSetCookie, request, signIn, sleep, sqlString,
-  startStack, uniqueEmail,
+  ROOT, SESSION_COOKIE, clearsCookie, cookieValue, decodeJwt, eventually, findSetCookie, logLines, request, signIn, sleep,
+  sqlString, startStack, uniqueEmail,
 } from './harness.mjs';
 
 const CLI = path.join(ROOT, 'target', 'debug', 'gatehouse');
@@ -200,6 +200,28 @@ describe('EdDSA session keys', () => {
     assert.equal(page.status, 200, page.describe());
     t.diagnostic(`EdDSA session cookie with a 200-character name: ${sessionCookie.length} bytes`);
     assert.ok(sessionCookie.length < 1024);
+  });
+
+  test('the hot path checks a new EdDSA token with WebCrypto: its claims still decide, and nothing falls back', async () => {
+    // The first request of each token below reaches the hot path with a signature this
+    // isolate never checked: gateCheck asks for it, WebCrypto verifies it (src/runtime/webcrypto.rs).
+    const { sessionCookie } = await signIn(stack, { email: uniqueEmail('ed3') });
+    const token = cookieValue(sessionCookie);
+    const claims = decodeJwt(token).payload;
+    for (let i = 0; i < 3; i++) {
+      const page = await request(stack, `/docs/?n=${i}`, { cookie: sessionCookie, accept: 'text/html' });
+      assert.equal(page.status, 200, page.describe());
+    }
+    // A good signature over the wrong claims: another site's audience, or a role it does not have.
+    const key = await importJWK(JSON.parse(edSet).keys[0], 'EdDSA');
+    const signed = (payload) => new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', kid: 'ed-1', typ: 'JWT' }).sign(key);
+    const foreign = await signed({ ...claims, iss: 'https://other.example', aud: 'https://other.example' });
+    const res = await request(stack, '/docs/', { cookie: `${SESSION_COOKIE}=${foreign}`, accept: 'text/html' });
+    assert.equal(res.status, 302, `a token of another origin: ${res.describe()}`);
+    const resigned = await signed({ ...claims, iat: Math.floor(Date.now() / 1000) - 1 });
+    const ok = await request(stack, '/docs/', { cookie: `${SESSION_COOKIE}=${resigned}`, accept: 'text/html' });
+    assert.equal(ok.status, 200, `the same claims, signed anew: ${ok.describe()}`);
+    assert.deepEqual(logLines(stack).filter((l) => l.event === 'webcrypto_unavailable'), []);
   });
 
   test('a token whose signature was made for another key is refused by jose and by the gate', async () => {

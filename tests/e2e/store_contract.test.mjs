@@ -5,11 +5,15 @@
 // text the D1 store prepares (src/runtime/contract.rs), `gatehouse users statements` prints
 // every statement the command line can issue, and `EXPLAIN QUERY PLAN` of each, on this D1 with
 // the real migrations, must not scan a table (docs/scale.md#every-query-uses-an-index).
+//
+// The contract build also carries the hot path's WebCrypto Ed25519 check (src/runtime/webcrypto.rs):
+// in workerd, it must agree with the pure-Rust check the native tests use.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { ARTIFACTS, ROOT, request, startStack } from './harness.mjs';
 
 const CLI = path.join(ROOT, 'target', 'debug', 'gatehouse');
@@ -176,5 +180,48 @@ describe('the store contract on real local D1', () => {
       `${p.from}: ${p.sql}\n${planText(p.plan)}\n  → ${p.problems.join('; ')}`).join('\n\n'));
     const unused = BOUNDED_SCANS.filter((b) => !used.has(b)).map((b) => b.why);
     assert.deepEqual(unused, [], 'a bounded scan that no statement has any more: remove it');
+  });
+
+  test('the hot path\'s Ed25519 check (WebCrypto) accepts exactly the signatures the pure-Rust one accepts', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const other = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const jwk = { ...(await exportJWK(privateKey)), kid: 'ed-a', alg: 'EdDSA', use: 'sig' };
+    const stranger = { ...(await exportJWK(other.publicKey)), kid: 'ed-b' };
+    const keys = { keys: [jwk, stranger] };
+    assert.ok((await exportJWK(publicKey)).x === jwk.x);
+    const sign = (claims, key = privateKey, kid = 'ed-a') =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' }).sign(key);
+    const good = await sign({ sub: 'u1', role: 'user' });
+    const good2 = await sign({ sub: 'u2', role: 'user', name: 'é'.repeat(40) });
+    const [h, p, sig] = good.split('.');
+    const [, p2] = (await sign({ sub: 'u1', role: 'admin' })).split('.');
+    const flip = Buffer.from(sig, 'base64url');
+    flip[10] ^= 1;
+    const cases = {
+      good,
+      good2,
+      'payload changed': `${h}.${p2}.${sig}`,
+      'one bit of the signature': `${h}.${p}.${flip.toString('base64url')}`,
+      'zero signature': `${h}.${p}.${Buffer.alloc(64).toString('base64url')}`,
+      'signed by another key, named as ed-b': await sign({ sub: 'u1' }, privateKey, 'ed-b'),
+      'ed-b\'s own key': await sign({ sub: 'u3' }, other.privateKey, 'ed-b'),
+    };
+    const res = await request(stack, '/ed25519', {
+      method: 'POST', body: JSON.stringify({ keys, tokens: Object.values(cases) }), headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 200, res.describe());
+    const got = Object.fromEntries(Object.keys(cases).map((name, i) => [name, res.json()[i]]));
+    const expected = {
+      good: true,
+      good2: true,
+      'payload changed': false,
+      'one bit of the signature': false,
+      'zero signature': false,
+      'signed by another key, named as ed-b': false,
+      'ed-b\'s own key': true,
+    };
+    for (const [name, verified] of Object.entries(expected)) {
+      assert.deepEqual(got[name], { webcrypto: verified, native: verified }, name);
+    }
   });
 });

@@ -7,8 +7,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
 use super::*;
-use crate::app::quick_decision_in;
+use crate::app::{Deferred, quick_decision_deferred, quick_decision_in};
 use crate::session::verified::VerifiedTokens;
+
+/// RFC 8037 Appendix A.1's Ed25519 key pair, as a session key set.
+const EDDSA_KEYS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
 const SEGMENTS: &[&str] = &[
     "public",
@@ -81,18 +84,27 @@ fn path() -> impl Strategy<Value = String> {
         })
 }
 
-#[test]
-fn the_hot_path_never_decides_what_the_full_route_would_not() {
+/// A world per rule set and key set (an HMAC key, an Ed25519 key), each with four cookies: two
+/// current, one forged (a changed signature), one whose token has lapsed.
+fn worlds() -> Vec<(World, [String; 4])> {
     let mut worlds = Vec::new();
-    for public in PUBLIC {
-        for roles in ROLES {
-            let w = world(&[("PUBLIC_PATHS", public), ("ROLE_PATHS", roles)]);
-            let user = w.sign_in("ada@example.com", "1");
-            let admin = w.sign_in("boss@example.com", "2");
-            let forged = format!("{user}x");
-            let expired = w.sign_in("eve@example.com", "3");
-            worlds.push((w, [user, admin, forged, expired]));
-        }
+    for (public, roles, keys) in PUBLIC
+        .iter()
+        .flat_map(|p| ROLES.iter().map(move |r| (p, r)))
+        .flat_map(|(p, r)| [(p, r, None), (p, r, Some(EDDSA_KEYS))])
+    {
+        let mut vars = vec![("PUBLIC_PATHS", *public), ("ROLE_PATHS", *roles)];
+        vars.extend(keys.map(|k| ("SESSION_KEYS", k)));
+        let w = world(&vars);
+        let user = w.sign_in("ada@example.com", "1");
+        let admin = w.sign_in("boss@example.com", "2");
+        // One character of the signature changed: the same length, a signature that fails.
+        let mut forged = user.clone().into_bytes();
+        let at = forged.len() - 10;
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        let expired = w.sign_in("eve@example.com", "3");
+        worlds.push((w, [user, admin, forged, expired]));
     }
     // The expired cookie's token lapses: every world moves past its interval, then the
     // two current cookies are issued anew.
@@ -101,9 +113,43 @@ fn the_hot_path_never_decides_what_the_full_route_would_not() {
         cookies[0] = w.sign_in("ada@example.com", "1");
         cookies[1] = w.sign_in("boss@example.com", "2");
     }
+    worlds
+}
+
+/// The runtime's hot-path decision: Ed25519 signatures deferred (to WebCrypto there), here
+/// checked by the pure-Rust verifier between the two calls, as `gateCheckSignature` does.
+fn deferred_decision(
+    memory: &mut VerifiedTokens,
+    config: &crate::config::Config,
+    url: &str,
+    cookie: Option<&str>,
+    now: UnixTime,
+) -> Quick {
+    match quick_decision_deferred(memory, config, url, cookie, now, None) {
+        Deferred::Decided(q) => q,
+        Deferred::Check(check) if !check.verify_natively() => Quick::Full,
+        Deferred::Check(check) => {
+            let proof = check.passed();
+            match quick_decision_deferred(memory, config, url, cookie, now, Some(&proof)) {
+                Deferred::Decided(q) => q,
+                Deferred::Check(_) => panic!("asked for a check again"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_hot_path_never_decides_what_the_full_route_would_not() {
+    let worlds = worlds();
     // Each world's memory of verified tokens lives across the cases, as an isolate's does: a
     // remembered token must be decided exactly as a checked one.
     let memories: Vec<std::cell::RefCell<VerifiedTokens>> = worlds
+        .iter()
+        .map(|_| std::cell::RefCell::new(VerifiedTokens::default()))
+        .collect();
+    // The runtime's memory, whose Ed25519 checks are deferred (to WebCrypto there; here to the
+    // same pure-Rust verifier): it must answer exactly as the inline one.
+    let deferred: Vec<std::cell::RefCell<VerifiedTokens>> = worlds
         .iter()
         .map(|_| std::cell::RefCell::new(VerifiedTokens::default()))
         .collect();
@@ -141,6 +187,20 @@ fn the_hot_path_never_decides_what_the_full_route_would_not() {
                 url.as_str(),
                 cookie.as_deref(),
                 now,
+            );
+            let runtime = deferred_decision(
+                &mut deferred[i].borrow_mut(),
+                &w.config,
+                url.as_str(),
+                cookie.as_deref(),
+                now,
+            );
+            prop_assert_eq!(
+                runtime,
+                quick,
+                "{} with {:?}: deferred and inline checks differ",
+                raw,
+                cookie
             );
             let mut headers = vec![("accept", "text/html")];
             if let Some(c) = &cookie {

@@ -137,3 +137,45 @@ fn memory_is_bounded_and_keeps_what_is_in_use() {
     let long = "x".repeat(MAX_TOKEN_LENGTH + 1);
     assert_eq!(sid_of(&mut m, &keys(1), &long, ORIGIN, NOW), None);
 }
+
+#[test]
+fn deferred_ed25519_tokens_ask_for_their_check_once_then_answer_from_memory() {
+    // RFC 8037 Appendix A.1's key pair.
+    let ed = KeySet::from_jwk_set(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#).unwrap();
+    let t = issue(&ed, claims("s1", NOW.plus(86_400)), NOW, 300).unwrap();
+    let mut m = VerifiedTokens::default();
+    let deferred = |m: &mut VerifiedTokens, proof| match m.lookup(
+        &ed,
+        UntrustedSession(&t),
+        ORIGIN,
+        NOW.plus(1),
+        Signatures::Deferred(proof),
+    ) {
+        Lookup::Current(s) => Ok(s.claims().sid.clone()),
+        Lookup::Check(check) => Err(Some(check)),
+        Lookup::Full => Err(None),
+    };
+    let Err(Some(check)) = deferred(&mut m, None) else {
+        panic!("a new Ed25519 token must ask for its check")
+    };
+    assert!(m.is_empty());
+    assert!(check.verify_natively());
+    let proof = check.passed();
+    assert_eq!(deferred(&mut m, Some(&proof)), Ok("s1".into()));
+    assert_eq!(m.len(), 1);
+    // Remembered: no check asked for again.
+    assert_eq!(deferred(&mut m, None), Ok("s1".into()));
+    // HS256 tokens are checked on the spot, deferred or not.
+    let hs = token("s2");
+    let got = m.lookup(
+        &keys(1),
+        UntrustedSession(&hs),
+        ORIGIN,
+        NOW.plus(1),
+        Signatures::Deferred(None),
+    );
+    assert!(
+        matches!(got, Lookup::Current(s) if s.claims().sid == "s2"),
+        "{got:?}"
+    );
+}
