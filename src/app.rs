@@ -12,6 +12,7 @@ use crate::error::ErrorCode;
 use crate::http::HttpClient;
 use crate::oidc::jwks::JwksCache;
 use crate::oidc::risc::RiscCache;
+use crate::oidc::rs256::Rs256Verifier;
 use crate::oidc::{self};
 use crate::random::Random;
 use crate::session::memory::SessionMemory;
@@ -133,6 +134,8 @@ pub struct App<'a, H, S> {
     pub random: &'a dyn Random,
     /// Per-isolate JWKS cache.
     pub jwks: &'a RefCell<JwksCache>,
+    /// RS256 signature checks of Google's tokens (WebCrypto in the worker).
+    pub rs256: &'a dyn Rs256Verifier,
     /// Per-isolate memory of recent renewals and ended sessions.
     pub sessions: &'a RefCell<SessionMemory>,
     /// Per-isolate cache of the RISC configuration and keys (Cross-Account Protection).

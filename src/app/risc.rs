@@ -103,7 +103,12 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             client_id: &self.config.client_id,
             now: self.now,
         };
-        let set = risc::validate(token, &keys, expected)
+        let check =
+            risc::signature_check(token, &keys).map_err(|e| Refused::Invalid(e.reason()))?;
+        if !self.rs256.verify(&check).await {
+            return Err(Refused::Invalid(SetError::BadSignature.reason()));
+        }
+        let set = risc::validate_checked(token, &keys, expected, &check.passed())
             .map_err(|e: SetError| Refused::Invalid(e.reason()))?;
         self.act(&set).await
     }

@@ -105,6 +105,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             site,
             http: self.http,
             jwks: self.jwks,
+            rs256: self.rs256,
             now: self.now,
         };
         let verified = provider.finish(query, state_cookie).await?;

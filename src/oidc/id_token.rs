@@ -1,12 +1,12 @@
 //! ID token validation, in the order of `OpenID` Connect Core 1.0, 3.1.3.7. Stricter than the
 //! spec where Google allows it: RS256 only, and `azp` checked whenever present.
 
-use jwt_compact::alg::Rsa;
-use jwt_compact::{AlgorithmExt, Claims, UntrustedToken};
+use jwt_compact::{Claims, UntrustedToken};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::jwks::ProviderKeys;
+use super::rs256::{self, CheckedRs256, KeyProblem, Rs256Check};
 use crate::time::UnixTime;
 
 /// Clock skew allowed on `exp` and `iat`.
@@ -124,36 +124,51 @@ pub fn key_id(token: &str) -> Result<String, IdTokenError> {
         .ok_or(IdTokenError::MissingKid)
 }
 
-/// Validates `token` against the provider's keys and `expected`.
+/// Validates `token` against the provider's keys and `expected`, its signature checked in
+/// pure Rust: native code and tests. The worker makes the same checks with the signature
+/// checked by WebCrypto ([`signature_check`], then [`validate_checked`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn validate(
     token: &str,
     keys: &ProviderKeys,
     expected: Expected<'_>,
 ) -> Result<IdClaims, IdTokenError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| IdTokenError::Malformed)?;
-    // 6/7. Google signs with RS256 only; any other `alg` (`none`, HS256 keyed with the public
-    // key, PS256…) is refused before a key is even looked up. The header is not trusted beyond
-    // choosing among the provider's own keys.
-    if untrusted.algorithm() != "RS256" {
-        return Err(IdTokenError::WrongAlg(
-            untrusted.algorithm().chars().take(16).collect(),
-        ));
+    let check = signature_check(token, keys)?;
+    if !check.verify_natively() {
+        return Err(IdTokenError::BadSignature);
     }
-    let kid = untrusted
-        .header()
-        .key_id
-        .as_deref()
-        .ok_or(IdTokenError::MissingKid)?;
-    let key = keys.get(kid).ok_or(IdTokenError::UnknownKid)?;
-    let key = key.rs256().ok_or(IdTokenError::UnusableKey)?;
-    let token = Rsa::rs256()
-        .validator::<IdClaims>(key)
-        .validate(&untrusted)
-        .map_err(|e| match e {
-            jwt_compact::ValidationError::MalformedClaims(_) => IdTokenError::BadClaims,
-            _ => IdTokenError::BadSignature,
-        })?;
-    let (_, claims): (_, Claims<IdClaims>) = token.into_parts();
+    validate_checked(token, keys, expected, &check.passed())
+}
+
+/// The RS256 signature check `token` needs (6/7 below: RS256 only, the key named by `kid`).
+pub fn signature_check(token: &str, keys: &ProviderKeys) -> Result<Rs256Check, IdTokenError> {
+    let untrusted = UntrustedToken::new(token).map_err(|_| IdTokenError::Malformed)?;
+    rs256::check_for(&untrusted, token, keys).map_err(|p| match p {
+        KeyProblem::WrongAlg(alg) => IdTokenError::WrongAlg(alg),
+        KeyProblem::MissingKid => IdTokenError::MissingKid,
+        KeyProblem::UnknownKid => IdTokenError::UnknownKid,
+        KeyProblem::UnusableKey => IdTokenError::UnusableKey,
+    })
+}
+
+/// Validates `token` whose signature check (from [`signature_check`]) passed: `proof` must be
+/// that very check, else `BadSignature`; then the claims, in the order of the spec.
+pub fn validate_checked(
+    token: &str,
+    keys: &ProviderKeys,
+    expected: Expected<'_>,
+    proof: &CheckedRs256,
+) -> Result<IdClaims, IdTokenError> {
+    // 6/7. Google signs with RS256 only; any other `alg` (`none`, HS256 keyed with the public
+    // key, PS256…) is refused before a key is even looked up (`rs256::check_for`). The header
+    // is not trusted beyond choosing among the provider's own keys.
+    if signature_check(token, keys)? != *proof.check() {
+        return Err(IdTokenError::BadSignature);
+    }
+    let untrusted = UntrustedToken::new(token).map_err(|_| IdTokenError::Malformed)?;
+    let claims: Claims<IdClaims> = untrusted
+        .deserialize_claims_unchecked()
+        .map_err(|_| IdTokenError::BadClaims)?;
     let id = &claims.custom;
     // 2. The issuer must be the provider's.
     if !expected.issuers.contains(&id.iss) {
@@ -199,12 +214,13 @@ mod tests {
 
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use jwt_compact::alg::{Hs256, Hs256Key, ModulusBits, RsaPrivateKey, RsaPublicKey};
+    use jwt_compact::alg::{Hs256, Hs256Key, ModulusBits, Rsa, RsaPrivateKey, RsaPublicKey};
     use jwt_compact::jwk::JsonWebKey;
     use jwt_compact::{AlgorithmExt, Header};
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::oidc::rs256::Rs256Verifier as _;
 
     const NOW: UnixTime = UnixTime(1_800_000_000);
     const CLIENT: &str = "client-1";
@@ -267,6 +283,82 @@ mod tests {
         let mut c = claims();
         f(&mut c);
         check(&sign_with(Some("k1"), &c), &jwks(&json!({})))
+    }
+
+    #[test]
+    fn a_checked_signature_counts_for_its_own_token_only() {
+        let keys = jwks(&json!({}));
+        let issuers = [String::from("https://accounts.google.com")];
+        let expected = Expected {
+            issuers: &issuers,
+            client_id: CLIENT,
+            nonce: NONCE,
+            now: NOW,
+        };
+        let first = sign_with(Some("k1"), &claims());
+        let mut c = claims();
+        c["email"] = "mallory@example.com".into();
+        let second = sign_with(Some("k1"), &c);
+        let check = signature_check(&first, &keys).unwrap();
+        assert!(check.verify_natively());
+        assert_eq!(check.message, first.rsplit_once('.').unwrap().0);
+        let proof = check.passed();
+        assert!(validate_checked(&first, &keys, expected, &proof).is_ok());
+        assert_eq!(
+            validate_checked(&second, &keys, expected, &proof),
+            Err(IdTokenError::BadSignature)
+        );
+        // The first token's signature over the second token's payload fails the check.
+        let (head, _) = first.rsplit_once('.').unwrap();
+        let (_, sig) = second.rsplit_once('.').unwrap();
+        let spliced = format!("{head}.{sig}");
+        assert!(!signature_check(&spliced, &keys).unwrap().verify_natively());
+        // The seam's native verifier says the same as the check.
+        let native = crate::oidc::rs256::NativeRs256;
+        let good = signature_check(&first, &keys).unwrap();
+        let bad = signature_check(&spliced, &keys).unwrap();
+        assert!(futures_ready(native.verify(&good)));
+        assert!(!futures_ready(native.verify(&bad)));
+    }
+
+    /// The output of a future that is ready at once (the native verifier's).
+    fn futures_ready(f: impl std::future::Future<Output = bool>) -> bool {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the native verifier is synchronous"),
+        }
+    }
+
+    #[test]
+    fn weak_or_odd_rsa_keys_in_the_jwks_are_unusable() {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let usable = |n: &[u8], e: &[u8]| {
+            let set = json!({ "keys": [{ "kty": "RSA", "kid": "k", "n": b64(n), "e": b64(e) }] });
+            ProviderKeys::parse(set.to_string().as_bytes())
+                .unwrap()
+                .get("k")
+                .unwrap()
+                .rs256()
+                .is_some()
+        };
+        let n2048 = [0xC5u8; 256];
+        assert!(usable(&n2048, &[1, 0, 1]));
+        assert!(
+            usable(&[&[0u8][..], &n2048].concat(), &[0, 1, 0, 1]),
+            "leading zeros are not bits"
+        );
+        assert!(usable(&[0xC5u8; 512], &[3]), "4096 bits");
+        assert!(
+            !usable(&[0xC5u8; 128], &[1, 0, 1]),
+            "1024 bits: too weak for RS256"
+        );
+        assert!(!usable(&[0x7Fu8; 256], &[1, 0, 1]), "2047 bits");
+        assert!(!usable(&[0xC5u8; 513], &[1, 0, 1]), "over 4096 bits");
+        assert!(!usable(&n2048, &[1]), "e = 1");
+        assert!(!usable(&n2048, &[1, 0, 0]), "an even e");
+        assert!(!usable(&n2048, &[1, 0, 0, 0, 1]), "an e over 32 bits");
     }
 
     #[test]

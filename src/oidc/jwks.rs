@@ -1,6 +1,5 @@
 //! The provider's signing keys (JWKS) and their per-isolate cache policy.
 
-use jwt_compact::alg::RsaPublicKey;
 use jwt_compact::jwk::JsonWebKey;
 
 use crate::time::UnixTime;
@@ -15,13 +14,49 @@ pub const DEFAULT_MAX_AGE_SECS: i64 = 3600;
 /// One key of the provider's set.
 pub struct ProviderKey {
     kid: String,
-    key: Option<RsaPublicKey>,
+    key: Option<RsaKey>,
 }
 
 impl ProviderKey {
     /// The key for RS256 verification, if it is one.
-    pub fn rs256(&self) -> Option<&RsaPublicKey> {
+    pub fn rs256(&self) -> Option<&RsaKey> {
         self.key.as_ref()
+    }
+}
+
+/// An RSA public key of the provider (JWK `n` and `e`, big-endian), for RS256. The signature
+/// math is done behind the `oidc::rs256` seam (WebCrypto in the worker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RsaKey {
+    /// `n`, without leading zero bytes.
+    pub modulus: Vec<u8>,
+    /// `e`, without leading zero bytes.
+    pub exponent: Vec<u8>,
+}
+
+/// Smallest and largest RSA modulus accepted: RFC 7518 (3.3) requires at least 2048 bits for
+/// RS256, and Google's keys have 2048. A weaker key in the provider's set is unusable.
+const MODULUS_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+impl RsaKey {
+    /// The key of an RSA JWK, if its sizes are sane: a 2048–4096-bit modulus, an odd exponent
+    /// of at least 3 that fits in 32 bits (Google's is 65537).
+    fn from_jwk(jwk: &JsonWebKey<'_>) -> Option<Self> {
+        let JsonWebKey::Rsa {
+            modulus,
+            public_exponent,
+            ..
+        } = jwk
+        else {
+            return None;
+        };
+        let trim = |b: &[u8]| b[b.iter().take_while(|x| **x == 0).count()..].to_vec();
+        let (modulus, exponent) = (trim(modulus), trim(public_exponent));
+        let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+        let e = exponent.iter().try_fold(0u64, |acc, b| {
+            (exponent.len() <= 4).then_some((acc << 8) | u64::from(*b))
+        })?;
+        (MODULUS_BITS.contains(&bits) && e >= 3 && e % 2 == 1).then_some(Self { modulus, exponent })
     }
 }
 
@@ -59,7 +94,7 @@ impl ProviderKeys {
                 let key = usable
                     .then(|| serde_json::from_value::<JsonWebKey<'_>>(value.clone()).ok())
                     .flatten()
-                    .and_then(|jwk| RsaPublicKey::try_from(&jwk).ok());
+                    .and_then(|jwk| RsaKey::from_jwk(&jwk));
                 Some(ProviderKey { kid, key })
             })
             .collect();

@@ -3,6 +3,7 @@
 pub mod id_token;
 pub mod jwks;
 pub mod risc;
+pub mod rs256;
 pub mod state;
 
 use std::cell::RefCell;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use self::id_token::{Expected, IdClaims};
 use self::jwks::{JwksCache, Lookup, ProviderKeys};
+use self::rs256::Rs256Verifier;
 use self::state::SignInState;
 use crate::config::Config;
 use crate::error::AuthError;
@@ -119,6 +121,8 @@ pub struct Provider<'a, H> {
     pub http: &'a H,
     /// Per-isolate JWKS cache.
     pub jwks: &'a RefCell<JwksCache>,
+    /// RS256 signature checks (WebCrypto in the worker).
+    pub rs256: &'a dyn Rs256Verifier,
     /// Now.
     pub now: UnixTime,
 }
@@ -162,7 +166,12 @@ impl<H: HttpClient> Provider<'_, H> {
             nonce: &state.nonce,
             now: self.now,
         };
-        let claims = id_token::validate(&id_token, &keys, expected).map_err(AuthError::IdToken)?;
+        let check = id_token::signature_check(&id_token, &keys).map_err(AuthError::IdToken)?;
+        if !self.rs256.verify(&check).await {
+            return Err(AuthError::IdToken(id_token::IdTokenError::BadSignature));
+        }
+        let claims = id_token::validate_checked(&id_token, &keys, expected, &check.passed())
+            .map_err(AuthError::IdToken)?;
         Ok(Verified { claims, state })
     }
 

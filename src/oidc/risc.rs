@@ -8,8 +8,7 @@
 //! (remembered for [`JTI_RETENTION_SECS`], longer than a SET is accepted, so a replay within
 //! the acceptance window is always recognised).
 
-use jwt_compact::alg::Rsa;
-use jwt_compact::{AlgorithmExt, Claims, UntrustedToken};
+use jwt_compact::{Claims, UntrustedToken};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
@@ -20,6 +19,7 @@ use std::rc::Rc;
 use super::fetch_document;
 use super::id_token::{Audience, LEEWAY_SECS};
 use super::jwks::{JwksCache, ProviderKeys, REFETCH_INTERVAL_SECS};
+use super::rs256::{self, CheckedRs256, KeyProblem, Rs256Check};
 use crate::http::HttpClient;
 use crate::time::UnixTime;
 
@@ -308,35 +308,49 @@ pub fn key_id(token: &str) -> Result<String, SetError> {
 }
 
 /// Verifies a SET against the RISC issuer's keys and `expected`.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn validate(
     token: &str,
     keys: &ProviderKeys,
     expected: Expected<'_>,
 ) -> Result<SecurityEvent, SetError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| SetError::Malformed)?;
-    // Google signs SETs with RS256 and the keys of the RISC JWKS only: `none`, HS256 (keyed
-    // with a public key, or a session key) and every other `alg` are refused before any key is
-    // looked up.
-    if untrusted.algorithm() != "RS256" {
-        return Err(SetError::WrongAlg(
-            untrusted.algorithm().chars().take(16).collect(),
-        ));
+    // Natively, the signature is checked in pure Rust; the worker checks it with WebCrypto
+    // (`signature_check`, then `validate_checked`).
+    let check = signature_check(token, keys)?;
+    if !check.verify_natively() {
+        return Err(SetError::BadSignature);
     }
-    let kid = untrusted
-        .header()
-        .key_id
-        .as_deref()
-        .ok_or(SetError::MissingKid)?;
-    let key = keys.get(kid).ok_or(SetError::UnknownKid)?;
-    let key = key.rs256().ok_or(SetError::UnusableKey)?;
-    let token = Rsa::rs256()
-        .validator::<SetClaims>(key)
-        .validate(&untrusted)
-        .map_err(|e| match e {
-            jwt_compact::ValidationError::MalformedClaims(_) => SetError::BadClaims,
-            _ => SetError::BadSignature,
-        })?;
-    let (_, claims): (_, Claims<SetClaims>) = token.into_parts();
+    validate_checked(token, keys, expected, &check.passed())
+}
+
+/// The RS256 signature check `token` needs. Google signs SETs with RS256 and the keys of the
+/// RISC JWKS only: `none`, HS256 (keyed with a public key, or a session key) and every other
+/// `alg` are refused before any key is looked up (`rs256::check_for`).
+pub fn signature_check(token: &str, keys: &ProviderKeys) -> Result<Rs256Check, SetError> {
+    let untrusted = UntrustedToken::new(token).map_err(|_| SetError::Malformed)?;
+    rs256::check_for(&untrusted, token, keys).map_err(|p| match p {
+        KeyProblem::WrongAlg(alg) => SetError::WrongAlg(alg),
+        KeyProblem::MissingKid => SetError::MissingKid,
+        KeyProblem::UnknownKid => SetError::UnknownKid,
+        KeyProblem::UnusableKey => SetError::UnusableKey,
+    })
+}
+
+/// Validates `token` whose signature check passed (`proof` must be the check
+/// [`signature_check`] gives for it, else `BadSignature`): the claims and the events.
+pub fn validate_checked(
+    token: &str,
+    keys: &ProviderKeys,
+    expected: Expected<'_>,
+    proof: &CheckedRs256,
+) -> Result<SecurityEvent, SetError> {
+    if signature_check(token, keys)? != *proof.check() {
+        return Err(SetError::BadSignature);
+    }
+    let untrusted = UntrustedToken::new(token).map_err(|_| SetError::Malformed)?;
+    let claims: Claims<SetClaims> = untrusted
+        .deserialize_claims_unchecked()
+        .map_err(|_| SetError::BadClaims)?;
     let set = &claims.custom;
     if set.iss != expected.issuer {
         return Err(SetError::WrongIssuer);

@@ -315,6 +315,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> worker::Result<Re
         store: &store,
         random: &OsRandom,
         jwks: &jwks,
+        rs256: &webcrypto::WebCryptoRs256,
         sessions: &sessions,
         risc: &risc,
         log: &Console,

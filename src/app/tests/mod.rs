@@ -386,6 +386,7 @@ impl World {
             store,
             random: &self.random,
             jwks: &self.jwks,
+            rs256: &crate::oidc::rs256::NativeRs256,
             sessions: &self.sessions,
             risc: &self.risc,
             log: &self.logs,

@@ -3,7 +3,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_compact::alg::{Hs256, Hs256Key, ModulusBits, RsaPrivateKey, RsaPublicKey};
+use jwt_compact::alg::{Hs256, Hs256Key, ModulusBits, Rsa, RsaPrivateKey, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, Header};
 use serde_json::{Value, json};

@@ -153,6 +153,7 @@ impl Env {
             store: &self.store,
             random: &self.random,
             jwks: &isolate.jwks,
+            rs256: &crate::oidc::rs256::NativeRs256,
             sessions: &isolate.sessions,
             risc: &isolate.risc,
             log: &self.log,

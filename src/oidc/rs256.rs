@@ -1,0 +1,122 @@
+//! RS256 signatures of the provider's tokens (Google's ID tokens, its security event tokens):
+//! which check a token needs is decided here, from the token and the provider's JWKS; the
+//! signature math happens behind a seam, [`Rs256Verifier`]: the runtime's WebCrypto in the
+//! worker (`src/runtime/webcrypto.rs`, so no RSA code is in the wasm), the `rsa` crate natively
+//! ([`NativeRs256`], for tests and tools).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jwt_compact::UntrustedToken;
+
+use super::jwks::{ProviderKeys, RsaKey};
+
+/// An RS256 signature to check: `signature` over `message` (the JWS signing input) by `key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rs256Check {
+    /// The provider's key named by the token's `kid`.
+    pub key: RsaKey,
+    /// The JWS signing input: base64url header `.` base64url payload.
+    pub message: String,
+    /// The signature bytes.
+    pub signature: Vec<u8>,
+}
+
+impl Rs256Check {
+    /// Says that the signature verified: only a [`Rs256Verifier`]'s `true` may lead here.
+    pub fn passed(self) -> CheckedRs256 {
+        CheckedRs256(self)
+    }
+
+    /// The check in pure Rust (`rsa` crate through jwt-compact), natively only.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn verify_natively(&self) -> bool {
+        use jwt_compact::alg::{Rsa, RsaPublicKey};
+        use jwt_compact::jwk::JsonWebKey;
+        use jwt_compact::{Algorithm, AlgorithmSignature};
+        let jwk = JsonWebKey::Rsa {
+            modulus: self.key.modulus.as_slice().into(),
+            public_exponent: self.key.exponent.as_slice().into(),
+            private_parts: None,
+        };
+        let Ok(key) = RsaPublicKey::try_from(&jwk) else {
+            return false;
+        };
+        let Ok(signature) = <Rsa as Algorithm>::Signature::try_from_slice(&self.signature) else {
+            return false;
+        };
+        Rsa::rs256().verify_signature(&signature, &key, self.message.as_bytes())
+    }
+}
+
+/// An [`Rs256Check`] whose signature verified.
+#[derive(Clone, Debug)]
+pub struct CheckedRs256(Rs256Check);
+
+impl CheckedRs256 {
+    /// The check that passed.
+    pub fn check(&self) -> &Rs256Check {
+        &self.0
+    }
+}
+
+/// Makes RS256 signature checks.
+pub trait Rs256Verifier {
+    /// Whether the signature of `check` verifies (`false` too when it cannot be checked).
+    fn verify<'a>(&'a self, check: &'a Rs256Check) -> Pin<Box<dyn Future<Output = bool> + 'a>>;
+}
+
+/// The pure-Rust verifier, natively.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NativeRs256;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Rs256Verifier for NativeRs256 {
+    fn verify<'a>(&'a self, check: &'a Rs256Check) -> Pin<Box<dyn Future<Output = bool> + 'a>> {
+        Box::pin(std::future::ready(check.verify_natively()))
+    }
+}
+
+/// Why no RS256 check can be made for a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// `alg` is not RS256 (its first 16 characters).
+    WrongAlg(String),
+    /// No `kid` in the header.
+    MissingKid,
+    /// `kid` names no key of the set.
+    UnknownKid,
+    /// The key named by `kid` is not a usable RS256 key.
+    UnusableKey,
+}
+
+/// The check `token` needs under `keys`. RS256 only: `none`, HS256 (keyed with a public key)
+/// and every other `alg` are refused before any key is looked up; the header is trusted only
+/// to choose among the provider's own keys.
+pub fn check_for(
+    untrusted: &UntrustedToken<'_>,
+    token: &str,
+    keys: &ProviderKeys,
+) -> Result<Rs256Check, KeyProblem> {
+    if untrusted.algorithm() != "RS256" {
+        return Err(KeyProblem::WrongAlg(
+            untrusted.algorithm().chars().take(16).collect(),
+        ));
+    }
+    let kid = untrusted
+        .header()
+        .key_id
+        .as_deref()
+        .ok_or(KeyProblem::MissingKid)?;
+    let key = keys.get(kid).ok_or(KeyProblem::UnknownKid)?;
+    let key = key.rs256().ok_or(KeyProblem::UnusableKey)?;
+    // The JWS signing input (RFC 7515 5.2): the token up to its last `.`, what jwt-compact
+    // verifies (UntrustedToken::new has checked that there are three parts).
+    let message = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+    Ok(Rs256Check {
+        key: key.clone(),
+        message: message.to_owned(),
+        signature: untrusted.signature_bytes().to_vec(),
+    })
+}
