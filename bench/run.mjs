@@ -424,6 +424,17 @@ function workers(s) {
       esm('bench/out/gh-bench/index.js', 'bench/out/gh-bench/index.js'),
       wasm('bench/out/gh-bench/index_bg.wasm', 'bench/out/gh-bench/index_bg.wasm'),
     ], gatehouseBindings(s, alg, vars));
+  // The whole entry (js/entry.mjs) against a bare forward, in one isolate, stub ASSETS.
+  const entryLoop = worker(date, [
+    esm('bench/workers/micro-entry.mjs', 'bench/workers/micro-entry.mjs'),
+    esm('bench/workers/measure.mjs', 'bench/workers/measure.mjs'),
+    esm('js/entry.mjs', 'js/entry.mjs'),
+    esm('js/filter.mjs', 'js/filter.mjs'),
+    esm('js/private.mjs', 'js/private.mjs'),
+    esm('js/verdicts.mjs', 'js/verdicts.mjs'),
+    esm('build/index.js', 'build/index.js'),
+    wasm('build/index_bg.wasm', 'build/index_bg.wasm'),
+  ], gatehouseBindings(s, 'hs256', vars));
   const diag = Object.fromEntries(DIAG.map((n) => {
     const main = esm(`bench/workers/${n}.mjs`, `bench/workers/${n}.mjs`);
     return [n, worker(date, [main, esm('js/verdicts.mjs', 'js/verdicts.mjs'), esm('build/index.js', 'build/index.js'), wasm('build/index_bg.wasm', 'build/index_bg.wasm')], gatehouseBindings(s, 'hs256', vars))];
@@ -439,6 +450,7 @@ function workers(s) {
     'gatehouse-plain': gatehouse('hs256', 'hs256-plain'),
     'micro-gh-hs256': micro('hs256'),
     'micro-gh-eddsa': micro('eddsa'),
+    'micro-entry': entryLoop,
     'micro-authjs': worker(date, [esm('micro-authjs.mjs', 'bench/out/micro-authjs.mjs')], [text('AUTH_SECRET', s.authSecret)]),
   };
 }
@@ -674,18 +686,24 @@ const MICRO = [
   ['micro-gh-hs256', 'gateCheck', 'gateCheck() from JS, HS256, a token verified before'],
   ['micro-gh-eddsa', 'gateCheck', 'gateCheck() from JS, EdDSA, a token verified before'],
   ['micro-gh-hs256', 'remembered', 'repeat request: js/entry.mjs memory of verdicts (key + lookup)'],
+  ['micro-entry', 'browse', 'js/entry.mjs fetch − a JS forward, HS256, browse mix (stub ASSETS)'],
+  ['micro-entry', 'cold', 'js/entry.mjs fetch − a JS forward, HS256, cold mix (stub ASSETS)'],
   ['micro-authjs', 'decode', 'Auth.js decode'],
   ['micro-authjs', 'decodeEncode', 'Auth.js decode + re-encode'],
   ['micro-authjs', 'getToken', 'Auth.js getToken (cookie parse + decode)'],
   ['micro-gh-hs256', 'renewal', 'renewal CPU excl. D1, HS256 (verify expired + issue)'],
   ['micro-gh-eddsa', 'renewal', 'renewal CPU excl. D1, EdDSA (verify expired + issue)'],
-  ['micro-gh-hs256', 'idToken', 'Google ID-token check, RS256 (id_token::validate)'],
+  ['micro-gh-hs256', 'idToken', 'Google ID-token check, RS256 (WebCrypto signature + claims)'],
   ['micro-gh-hs256', 'callback', 'sign-in callback CPU (ID-token check + state + session sign), HS256'],
   ['micro-gh-eddsa', 'callback', 'sign-in callback CPU (ID-token check + state + session sign), EdDSA'],
 ];
 
-function microPayload(service, s) {
+function microPayload(service, s, kase) {
   if (service === 'micro-authjs') return { token: s.authjsToken };
+  if (service === 'micro-entry') {
+    const lines = (file) => fs.readFileSync(file, 'utf8').trim().split('\n');
+    return { mix: kase, cookies: lines(s.mixFiles[kase].hs256), paths: lines(s.pathsFile) };
+  }
   const alg = service.endsWith('eddsa') ? 'eddsa' : 'hs256';
   // The micro workers' AUTH_URL is the contestant's origin, so the `cold` cookies are theirs.
   const fresh = fs.readFileSync(s.mixFiles.cold[alg], 'utf8').trim().split('\n');
@@ -709,7 +727,7 @@ async function micro(s, ports, workerdPid) {
   const out = {};
   for (const [service, kase, label] of MICRO) {
     const before = cpuSnapshot(workerdPid);
-    const r = await post(ports[service], { case: kase, ...microPayload(service, s) });
+    const r = await post(ports[service], { case: kase, ...microPayload(service, s, kase) });
     const foreign = foreignCores(before, cpuSnapshot(workerdPid));
     out[`${service}/${kase}`] = { label, ...r, foreignCores: foreign };
     const busy = foreign >= 0.1 ? `   (busy machine: ${foreign.toFixed(2)} core used by others)` : '';
@@ -891,7 +909,7 @@ async function main() {
   if (!fs.existsSync(path.join(ROOT, 'node_modules/.bin/esbuild'))) run('bash', ['scripts/setup']);
   if (process.env.BENCH_NO_BUILD === '1') console.log('BENCH_NO_BUILD=1: measuring the existing builds');
   else build();
-  const names = [...ROWS, 'micro-gh-hs256', 'micro-gh-eddsa', 'micro-authjs'];
+  const names = [...ROWS, 'micro-gh-hs256', 'micro-gh-eddsa', 'micro-entry', 'micro-authjs'];
   const ports = {};
   for (const n of names) ports[n] = await freePort();
   const secrets = await makeSecrets(ports);
