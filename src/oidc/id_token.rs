@@ -359,6 +359,9 @@ mod tests {
         assert!(!usable(&n2048, &[1]), "e = 1");
         assert!(!usable(&n2048, &[1, 0, 0]), "an even e");
         assert!(!usable(&n2048, &[1, 0, 0, 0, 1]), "an e over 32 bits");
+        assert!(!usable(&[], &[1, 0, 1]), "no modulus");
+        assert!(!usable(&[0; 300], &[1, 0, 1]), "a modulus of zeros");
+        assert!(!usable(&n2048, &[]), "no exponent");
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl RsaKey {
         };
         let trim = |b: &[u8]| b[b.iter().take_while(|x| **x == 0).count()..].to_vec();
         let (modulus, exponent) = (trim(modulus), trim(public_exponent));
-        let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+        let bits = (modulus.len() * 8)
+            .saturating_sub(modulus.first().map_or(0, |b| b.leading_zeros() as usize));
         let e = exponent.iter().try_fold(0u64, |acc, b| {
             (exponent.len() <= 4).then_some((acc << 8) | u64::from(*b))
         })?;
