@@ -926,6 +926,9 @@ async function main() {
     await firstOk(child, `http://127.0.0.1:${ports['js-fwd']}/`, {}, performance.now());
     await sanity(secrets, ports);
     load_ = await load(secrets, ports, child.pid);
+    // Kept at once: a later phase that fails must not lose a quarter of an hour of load runs.
+    fs.writeFileSync(path.join(OUT, 'load.json'), JSON.stringify({ measured: code, load: load_ }, null, 2) + '\n');
+    console.log('written: bench/out/load.json (the load phase, in case a later phase fails)');
     micro_ = await micro(secrets, ports, child.pid);
     cookies = await cookieSizes(secrets, ports);
   } finally {
