@@ -407,15 +407,15 @@ function workers(s) {
   const { date, vars } = wranglerToml();
   // Module names are repo paths, so the bundles' relative imports resolve as on disk:
   // js/entry.mjs imports ../build/index.js, which imports ./index_bg.wasm.
-  const gatehouse = (alg, site = alg) =>
-    worker(date, [
-      esm('js/entry.mjs', 'js/entry.mjs'),
-      esm('js/filter.mjs', 'js/filter.mjs'),
-      esm('js/private.mjs', 'js/private.mjs'),
-      esm('js/verdicts.mjs', 'js/verdicts.mjs'),
-      esm('build/index.js', 'build/index.js'),
-      wasm('build/index_bg.wasm', 'build/index_bg.wasm'),
-    ], gatehouseBindings(s, alg, vars, site));
+  const entry = [
+    esm('js/entry.mjs', 'js/entry.mjs'),
+    esm('js/filter.mjs', 'js/filter.mjs'),
+    esm('js/private.mjs', 'js/private.mjs'),
+    esm('js/verdicts.mjs', 'js/verdicts.mjs'),
+    esm('build/index.js', 'build/index.js'),
+    wasm('build/index_bg.wasm', 'build/index_bg.wasm'),
+  ];
+  const gatehouse = (alg, site = alg) => worker(date, entry, gatehouseBindings(s, alg, vars, site));
   const micro = (alg) =>
     worker(date, [
       esm('bench/workers/micro-gatehouse.mjs', 'bench/workers/micro-gatehouse.mjs'),
@@ -428,12 +428,7 @@ function workers(s) {
   const entryLoop = worker(date, [
     esm('bench/workers/micro-entry.mjs', 'bench/workers/micro-entry.mjs'),
     esm('bench/workers/measure.mjs', 'bench/workers/measure.mjs'),
-    esm('js/entry.mjs', 'js/entry.mjs'),
-    esm('js/filter.mjs', 'js/filter.mjs'),
-    esm('js/private.mjs', 'js/private.mjs'),
-    esm('js/verdicts.mjs', 'js/verdicts.mjs'),
-    esm('build/index.js', 'build/index.js'),
-    wasm('build/index_bg.wasm', 'build/index_bg.wasm'),
+    ...entry,
   ], gatehouseBindings(s, 'hs256', vars));
   const diag = Object.fromEntries(DIAG.map((n) => {
     const main = esm(`bench/workers/${n}.mjs`, `bench/workers/${n}.mjs`);

@@ -189,8 +189,8 @@ fn quick(
             Quickly::Admitted(session) => Quick::Admitted {
                 until: session.lapses(),
             },
-            // With a proof the memory never asks again (a proof for another token: full route).
-            Quickly::Check(_) if matches!(signatures, Signatures::Deferred(Some(_))) => Quick::Full,
+            // Never with a proof: `VerifiedTokens::lookup` then verifies (a proof for another
+            // token is a refusal, hence the full route).
             Quickly::Check(check) => return Deferred::Check(check),
         },
     )

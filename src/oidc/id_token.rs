@@ -6,7 +6,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::jwks::ProviderKeys;
-use super::rs256::{self, CheckedRs256, KeyProblem, Rs256Check};
+use super::rs256::{self, CheckedRs256, Refused, Rs256Check};
 use crate::time::UnixTime;
 
 /// Clock skew allowed on `exp` and `iat`.
@@ -133,22 +133,12 @@ pub fn validate(
     keys: &ProviderKeys,
     expected: Expected<'_>,
 ) -> Result<IdClaims, IdTokenError> {
-    let check = signature_check(token, keys)?;
-    if !check.verify_natively() {
-        return Err(IdTokenError::BadSignature);
-    }
-    validate_checked(token, keys, expected, &check.passed())
+    rules(rs256::native_claims(token, keys)?, expected)
 }
 
 /// The RS256 signature check `token` needs (6/7 below: RS256 only, the key named by `kid`).
 pub fn signature_check(token: &str, keys: &ProviderKeys) -> Result<Rs256Check, IdTokenError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| IdTokenError::Malformed)?;
-    rs256::check_for(&untrusted, token, keys).map_err(|p| match p {
-        KeyProblem::WrongAlg(alg) => IdTokenError::WrongAlg(alg),
-        KeyProblem::MissingKid => IdTokenError::MissingKid,
-        KeyProblem::UnknownKid => IdTokenError::UnknownKid,
-        KeyProblem::UnusableKey => IdTokenError::UnusableKey,
-    })
+    Ok(rs256::signature_check(token, keys)?)
 }
 
 /// Validates `token` whose signature check (from [`signature_check`]) passed: `proof` must be
@@ -160,15 +150,27 @@ pub fn validate_checked(
     proof: &CheckedRs256,
 ) -> Result<IdClaims, IdTokenError> {
     // 6/7. Google signs with RS256 only; any other `alg` (`none`, HS256 keyed with the public
-    // key, PS256…) is refused before a key is even looked up (`rs256::check_for`). The header
-    // is not trusted beyond choosing among the provider's own keys.
-    if signature_check(token, keys)? != *proof.check() {
-        return Err(IdTokenError::BadSignature);
+    // key, PS256…) is refused before a key is even looked up (`rs256::signature_check`). The
+    // header is not trusted beyond choosing among the provider's own keys.
+    rules(rs256::checked_claims(token, keys, proof)?, expected)
+}
+
+impl From<Refused> for IdTokenError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Malformed => Self::Malformed,
+            Refused::WrongAlg(alg) => Self::WrongAlg(alg),
+            Refused::MissingKid => Self::MissingKid,
+            Refused::UnknownKid => Self::UnknownKid,
+            Refused::UnusableKey => Self::UnusableKey,
+            Refused::BadSignature => Self::BadSignature,
+            Refused::BadClaims => Self::BadClaims,
+        }
     }
-    let untrusted = UntrustedToken::new(token).map_err(|_| IdTokenError::Malformed)?;
-    let claims: Claims<IdClaims> = untrusted
-        .deserialize_claims_unchecked()
-        .map_err(|_| IdTokenError::BadClaims)?;
+}
+
+/// The claims' rules (2–11 of the spec), once the signature verified.
+fn rules(claims: Claims<IdClaims>, expected: Expected<'_>) -> Result<IdClaims, IdTokenError> {
     let id = &claims.custom;
     // 2. The issuer must be the provider's.
     if !expected.issuers.contains(&id.iss) {

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use super::fetch_document;
 use super::id_token::{Audience, LEEWAY_SECS};
 use super::jwks::{JwksCache, ProviderKeys, REFETCH_INTERVAL_SECS};
-use super::rs256::{self, CheckedRs256, KeyProblem, Rs256Check};
+use super::rs256::{self, CheckedRs256, Refused, Rs256Check};
 use crate::http::HttpClient;
 use crate::time::UnixTime;
 
@@ -307,33 +307,23 @@ pub fn key_id(token: &str) -> Result<String, SetError> {
         .ok_or(SetError::MissingKid)
 }
 
-/// Verifies a SET against the RISC issuer's keys and `expected`.
+/// Verifies a SET against the RISC issuer's keys and `expected`, its signature checked in pure
+/// Rust (native code and tests); the worker checks it with WebCrypto (`signature_check`, then
+/// `validate_checked`).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn validate(
     token: &str,
     keys: &ProviderKeys,
     expected: Expected<'_>,
 ) -> Result<SecurityEvent, SetError> {
-    // Natively, the signature is checked in pure Rust; the worker checks it with WebCrypto
-    // (`signature_check`, then `validate_checked`).
-    let check = signature_check(token, keys)?;
-    if !check.verify_natively() {
-        return Err(SetError::BadSignature);
-    }
-    validate_checked(token, keys, expected, &check.passed())
+    rules(&rs256::native_claims(token, keys)?, expected)
 }
 
 /// The RS256 signature check `token` needs. Google signs SETs with RS256 and the keys of the
 /// RISC JWKS only: `none`, HS256 (keyed with a public key, or a session key) and every other
-/// `alg` are refused before any key is looked up (`rs256::check_for`).
+/// `alg` are refused before any key is looked up (`rs256::signature_check`).
 pub fn signature_check(token: &str, keys: &ProviderKeys) -> Result<Rs256Check, SetError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| SetError::Malformed)?;
-    rs256::check_for(&untrusted, token, keys).map_err(|p| match p {
-        KeyProblem::WrongAlg(alg) => SetError::WrongAlg(alg),
-        KeyProblem::MissingKid => SetError::MissingKid,
-        KeyProblem::UnknownKid => SetError::UnknownKid,
-        KeyProblem::UnusableKey => SetError::UnusableKey,
-    })
+    Ok(rs256::signature_check(token, keys)?)
 }
 
 /// Validates `token` whose signature check passed (`proof` must be the check
@@ -344,13 +334,25 @@ pub fn validate_checked(
     expected: Expected<'_>,
     proof: &CheckedRs256,
 ) -> Result<SecurityEvent, SetError> {
-    if signature_check(token, keys)? != *proof.check() {
-        return Err(SetError::BadSignature);
+    rules(&rs256::checked_claims(token, keys, proof)?, expected)
+}
+
+impl From<Refused> for SetError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Malformed => Self::Malformed,
+            Refused::WrongAlg(alg) => Self::WrongAlg(alg),
+            Refused::MissingKid => Self::MissingKid,
+            Refused::UnknownKid => Self::UnknownKid,
+            Refused::UnusableKey => Self::UnusableKey,
+            Refused::BadSignature => Self::BadSignature,
+            Refused::BadClaims => Self::BadClaims,
+        }
     }
-    let untrusted = UntrustedToken::new(token).map_err(|_| SetError::Malformed)?;
-    let claims: Claims<SetClaims> = untrusted
-        .deserialize_claims_unchecked()
-        .map_err(|_| SetError::BadClaims)?;
+}
+
+/// The SET's rules once its signature verified: issuer, audience, `iat`, `jti`, events.
+fn rules(claims: &Claims<SetClaims>, expected: Expected<'_>) -> Result<SecurityEvent, SetError> {
     let set = &claims.custom;
     if set.iss != expected.issuer {
         return Err(SetError::WrongIssuer);

@@ -7,7 +7,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use jwt_compact::UntrustedToken;
+use jwt_compact::{Claims, UntrustedToken};
+use serde::de::DeserializeOwned;
 
 use super::jwks::{ProviderKeys, RsaKey};
 
@@ -78,9 +79,12 @@ impl Rs256Verifier for NativeRs256 {
     }
 }
 
-/// Why no RS256 check can be made for a token.
+/// Why a token's RS256 signature, or the shape of its claims, was refused (before the caller's
+/// own rules: issuer, audience, times).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyProblem {
+pub enum Refused {
+    /// Not a JWS compact token.
+    Malformed,
     /// `alg` is not RS256 (its first 16 characters).
     WrongAlg(String),
     /// No `kid` in the header.
@@ -89,18 +93,27 @@ pub enum KeyProblem {
     UnknownKid,
     /// The key named by `kid` is not a usable RS256 key.
     UnusableKey,
+    /// The signature does not verify, or the proof is for another token.
+    BadSignature,
+    /// The claims are not the expected JSON.
+    BadClaims,
 }
 
 /// The check `token` needs under `keys`. RS256 only: `none`, HS256 (keyed with a public key)
 /// and every other `alg` are refused before any key is looked up; the header is trusted only
 /// to choose among the provider's own keys.
-pub fn check_for(
+pub fn signature_check(token: &str, keys: &ProviderKeys) -> Result<Rs256Check, Refused> {
+    let untrusted = UntrustedToken::new(token).map_err(|_| Refused::Malformed)?;
+    check_of(&untrusted, token, keys)
+}
+
+fn check_of(
     untrusted: &UntrustedToken<'_>,
     token: &str,
     keys: &ProviderKeys,
-) -> Result<Rs256Check, KeyProblem> {
+) -> Result<Rs256Check, Refused> {
     if untrusted.algorithm() != "RS256" {
-        return Err(KeyProblem::WrongAlg(
+        return Err(Refused::WrongAlg(
             untrusted.algorithm().chars().take(16).collect(),
         ));
     }
@@ -108,9 +121,9 @@ pub fn check_for(
         .header()
         .key_id
         .as_deref()
-        .ok_or(KeyProblem::MissingKid)?;
-    let key = keys.get(kid).ok_or(KeyProblem::UnknownKid)?;
-    let key = key.rs256().ok_or(KeyProblem::UnusableKey)?;
+        .ok_or(Refused::MissingKid)?;
+    let key = keys.get(kid).ok_or(Refused::UnknownKid)?;
+    let key = key.rs256().ok_or(Refused::UnusableKey)?;
     // The JWS signing input (RFC 7515 5.2): the token up to its last `.`, what jwt-compact
     // verifies (UntrustedToken::new has checked that there are three parts).
     let message = token.rsplit_once('.').map_or("", |(signed, _)| signed);
@@ -119,4 +132,34 @@ pub fn check_for(
         message: message.to_owned(),
         signature: untrusted.signature_bytes().to_vec(),
     })
+}
+
+/// The claims of `token` whose signature check passed: `proof` must be the very check
+/// [`signature_check`] gives for this token (same key, signing input and signature), else
+/// `BadSignature`, so a proof for one token is worth nothing for another.
+pub fn checked_claims<T: DeserializeOwned>(
+    token: &str,
+    keys: &ProviderKeys,
+    proof: &CheckedRs256,
+) -> Result<Claims<T>, Refused> {
+    let untrusted = UntrustedToken::new(token).map_err(|_| Refused::Malformed)?;
+    if check_of(&untrusted, token, keys)? != proof.0 {
+        return Err(Refused::BadSignature);
+    }
+    untrusted
+        .deserialize_claims_unchecked()
+        .map_err(|_| Refused::BadClaims)
+}
+
+/// [`checked_claims`] with the signature checked in pure Rust: native code and tests.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn native_claims<T: DeserializeOwned>(
+    token: &str,
+    keys: &ProviderKeys,
+) -> Result<Claims<T>, Refused> {
+    let check = signature_check(token, keys)?;
+    if !check.verify_natively() {
+        return Err(Refused::BadSignature);
+    }
+    checked_claims(token, keys, &check.passed())
 }

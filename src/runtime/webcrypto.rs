@@ -69,13 +69,20 @@ thread_local! {
 /// Most RSA keys kept imported; past it the list starts again (keys rotate every few days).
 const MAX_RSA_KEYS: usize = 8;
 
+/// The `CryptoKey` imported earlier for `key`, if any.
+fn imported<K: PartialEq>(
+    cache: &'static std::thread::LocalKey<RefCell<Vec<(K, JsValue)>>>,
+    key: &K,
+) -> Option<JsValue> {
+    cache.with_borrow(|keys| {
+        keys.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, js)| js.clone())
+    })
+}
+
 async fn public_key(raw: &[u8; 32]) -> Result<JsValue, JsValue> {
-    if let Some(key) = KEYS.with(|keys| {
-        keys.borrow()
-            .iter()
-            .find(|(k, _)| k == raw)
-            .map(|(_, key)| key.clone())
-    }) {
+    if let Some(key) = imported(&KEYS, raw) {
         return Ok(key);
     }
     let usages = Array::of1(&JsValue::from_str("verify"));
@@ -136,12 +143,7 @@ fn rs256_algorithm() -> Result<Object, JsValue> {
 }
 
 async fn rsa_key(key: &RsaKey) -> Result<JsValue, JsValue> {
-    if let Some(found) = RSA_KEYS.with(|keys| {
-        keys.borrow()
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, js)| js.clone())
-    }) {
+    if let Some(found) = imported(&RSA_KEYS, key) {
         return Ok(found);
     }
     let jwk = object(&[

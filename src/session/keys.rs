@@ -245,21 +245,7 @@ impl KeySet {
     /// less than the trip: [`KeySet::verify`] checks it). Header errors as in `verify`.
     pub fn ed25519_check(&self, typ: &str, token: &str) -> Result<Option<Ed25519Check>, KeyReject> {
         let (untrusted, key) = self.header_checked(typ, token)?;
-        let Material::Ed25519 { verifying, .. } = &key.material else {
-            return Ok(None);
-        };
-        let signature = untrusted.signature_bytes();
-        if signature.len() != ed25519_compact::Signature::BYTES {
-            return Err(KeyReject::BadSignature);
-        }
-        // The JWS signing input (RFC 7515 5.2): the token up to its last `.`, exactly what
-        // jwt-compact verifies (UntrustedToken::new has checked that there are three parts).
-        let message = token.rsplit_once('.').map_or("", |(signed, _)| signed);
-        Ok(Some(Ed25519Check {
-            public_key: **verifying,
-            message: message.to_owned(),
-            signature: signature.to_vec(),
-        }))
+        check_of(&untrusted, key, token)
     }
 
     /// The claims of a token whose Ed25519 signature the runtime checked ([`KeySet::ed25519_check`],
@@ -272,10 +258,10 @@ impl KeySet {
         token: &str,
         proof: &CheckedSignature,
     ) -> Result<Claims<T>, KeyReject> {
-        if self.ed25519_check(typ, token)?.as_ref() != Some(&proof.0) {
+        let (untrusted, key) = self.header_checked(typ, token)?;
+        if check_of(&untrusted, key, token)?.as_ref() != Some(&proof.0) {
             return Err(KeyReject::BadSignature);
         }
-        let (untrusted, _) = self.header_checked(typ, token)?;
         untrusted
             .deserialize_claims_unchecked::<T>()
             .map_err(|_| KeyReject::BadClaims)
@@ -316,6 +302,29 @@ impl KeySet {
             .collect();
         serde_json::json!({ "keys": keys })
     }
+}
+
+/// The Ed25519 check of a token whose header named `key`; `None` for an HMAC key.
+fn check_of(
+    untrusted: &UntrustedToken<'_>,
+    key: &SessionKey,
+    token: &str,
+) -> Result<Option<Ed25519Check>, KeyReject> {
+    let Material::Ed25519 { verifying, .. } = &key.material else {
+        return Ok(None);
+    };
+    let signature = untrusted.signature_bytes();
+    if signature.len() != ed25519_compact::Signature::BYTES {
+        return Err(KeyReject::BadSignature);
+    }
+    // The JWS signing input (RFC 7515 5.2): the token up to its last `.`, exactly what
+    // jwt-compact verifies (UntrustedToken::new has checked that there are three parts).
+    let message = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+    Ok(Some(Ed25519Check {
+        public_key: **verifying,
+        message: message.to_owned(),
+        signature: signature.to_vec(),
+    }))
 }
 
 fn mac_with(secret: &[u8], message: &str) -> Vec<u8> {
