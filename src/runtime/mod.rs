@@ -14,6 +14,7 @@ mod bench;
 mod contract;
 mod d1;
 mod fetch;
+mod hot_path;
 mod scheduled;
 mod webcrypto;
 
@@ -22,20 +23,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     AbortController, Context, Delay, Env, Headers, Request, RequestInit, Response, event,
 };
 
-use crate::app::{self, App, Deferred, Forward, Log, Outcome};
+use crate::app::{self, App, Forward, Log, Outcome};
 use crate::config::{Config, ConfigError};
 use crate::error::ErrorCode;
 use crate::oidc::jwks::JwksCache;
 use crate::oidc::risc::RiscCache;
 use crate::random::OsRandom;
 use crate::session::cookies;
-use crate::session::keys::Ed25519Check;
 use crate::session::memory::SessionMemory;
 use crate::site::Site;
 use crate::store::SessionStore as _;
@@ -53,21 +51,7 @@ thread_local! {
     static JWKS: Rc<RefCell<JwksCache>> = Rc::new(RefCell::new(JwksCache::default()));
     static SESSIONS: Rc<RefCell<SessionMemory>> = Rc::new(RefCell::new(SessionMemory::default()));
     static RISC: Rc<RiscCache> = Rc::new(RiscCache::default());
-    // The Ed25519 check `gateCheck` asked for, until `gateCheckSignature` takes it: js/entry.mjs
-    // calls the two back to back, with no await between, so no other request can come between.
-    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
 }
-
-/// A hot-path decision waiting for its Ed25519 signature check (WebCrypto is asynchronous).
-struct Pending {
-    url: String,
-    cookie: Option<String>,
-    check: Ed25519Check,
-}
-
-/// `gateCheck`'s answer for "check the signature first": js/entry.mjs then awaits
-/// `gateCheckSignature`, which gives one of the other answers.
-const CHECK_SIGNATURE: f64 = -1.0;
 
 struct Console;
 
@@ -103,136 +87,6 @@ fn now() -> UnixTime {
     UnixTime(i64::try_from(worker::Date::now().as_millis() / 1000).unwrap_or(i64::MAX))
 }
 
-/// The hot path for `js/entry.mjs`: 0 = take the full route, 1 = public (forward as is),
-/// -1 = an Ed25519 token new to this isolate (call `gateCheckSignature` at once, which checks
-/// its signature with WebCrypto and gives one of the other answers), any other value = a
-/// current session admitted (forward, mark private) until that Unix time in seconds (always far
-/// above 1), after which the same inputs are no longer admitted.
-/// Synchronous, no I/O; handed only the request's URL and `Cookie` header, so a request costs
-/// one URL parse and one signature check (none for a token this isolate verified before), and
-/// no `Request` round trip.
-#[wasm_bindgen(js_name = gateCheck)]
-pub fn gate_check(env: JsValue, url: String, cookie: Option<String>) -> f64 {
-    panic_hook();
-    let env: Env = env.unchecked_into();
-    let parsed = config(&env);
-    let Ok(config) = parsed.as_ref() else {
-        return 0.0;
-    };
-    // The isolate's memory of verified tokens (`session::verified`); the full route, when it
-    // runs, has let go of it (it is only held within synchronous steps).
-    let decided = SESSIONS.with(|sessions| match sessions.try_borrow_mut() {
-        Ok(mut memory) => app::quick_decision_deferred(
-            &mut memory.verified,
-            config,
-            &url,
-            cookie.as_deref(),
-            now(),
-            None,
-        ),
-        Err(_) => Deferred::Decided(app::quick_decision(config, &url, cookie.as_deref(), now())),
-    });
-    match decided {
-        Deferred::Decided(quick) => verdict(quick),
-        Deferred::Check(check) => {
-            PENDING.with(|p| *p.borrow_mut() = Some(Pending { url, cookie, check }));
-            CHECK_SIGNATURE
-        }
-    }
-}
-
-/// After `gateCheck` answered -1: checks that token's Ed25519 signature with WebCrypto, then
-/// decides again with the proof (the token is then remembered like any verified token).
-/// Resolves to 0, 1 or an admitted-until time, as `gateCheck`; never to -1. A signature that
-/// does not verify, or a WebCrypto failure, gives 0: the full route checks the token again in
-/// pure Rust and answers (and logs) as for any refused token.
-#[wasm_bindgen(js_name = gateCheckSignature)]
-pub fn gate_check_signature(env: JsValue) -> js_sys::Promise {
-    // Taken now, synchronously: the future below runs later, when another request may have
-    // left its own check here.
-    let pending = PENDING.with(|p| p.borrow_mut().take());
-    wasm_bindgen_futures::future_to_promise(async move {
-        let answer = match pending {
-            Some(pending) => checked_verdict(env, pending).await,
-            None => 0.0,
-        };
-        Ok(JsValue::from_f64(answer))
-    })
-}
-
-async fn checked_verdict(env: JsValue, pending: Pending) -> f64 {
-    let verified = webcrypto::verify(&pending.check).await.unwrap_or_else(|_| {
-        // Once per isolate: the full route (pure Rust) still decides every such request.
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let line = serde_json::json!({ "level": "warn", "event": "webcrypto_unavailable", "reason": "Ed25519 verify failed; tokens are checked in Rust" });
-            Console.line(&line.to_string());
-        });
-        false
-    });
-    if !verified {
-        return 0.0;
-    }
-    let env: Env = env.unchecked_into();
-    let parsed = config(&env);
-    let Ok(config) = parsed.as_ref() else {
-        return 0.0;
-    };
-    let proof = pending.check.passed();
-    let quick = SESSIONS.with(|sessions| match sessions.try_borrow_mut() {
-        Ok(mut memory) => match app::quick_decision_deferred(
-            &mut memory.verified,
-            config,
-            &pending.url,
-            pending.cookie.as_deref(),
-            now(),
-            Some(&proof),
-        ) {
-            Deferred::Decided(quick) => quick,
-            Deferred::Check(_) => app::Quick::Full,
-        },
-        Err(_) => app::Quick::Full,
-    });
-    verdict(quick)
-}
-
-/// `gateCheck`'s number for a verdict.
-fn verdict(quick: app::Quick) -> f64 {
-    match quick {
-        app::Quick::Public => 1.0,
-        // Unix seconds fit an f64 exactly; a time at or below 1 cannot come from a token that
-        // is current now (`now` is past 1970), but stay on the safe side: full route.
-        app::Quick::Admitted { until } if until.secs() > 1 => until.secs() as f64,
-        app::Quick::Full | app::Quick::Admitted { .. } => 0.0,
-    }
-}
-
-/// The prefix of identity headers (see [`app::IDENTITY_HEADER_PREFIX`]), for js/filter.mjs.
-#[wasm_bindgen(js_name = identityHeaderPrefix)]
-pub fn identity_header_prefix() -> String {
-    app::IDENTITY_HEADER_PREFIX.to_owned()
-}
-
-/// `Cache-Control` for a protected response (see [`app::private_cache_control`]).
-#[wasm_bindgen(js_name = privateCacheControl)]
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "wasm-bindgen hands over owned values"
-)]
-pub fn private_cache_control(existing: Option<String>) -> String {
-    app::private_cache_control(existing.as_deref())
-}
-
-/// `Vary` for a protected response (see [`app::private_vary`]).
-#[wasm_bindgen(js_name = privateVary)]
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "wasm-bindgen hands over owned values"
-)]
-pub fn private_vary(existing: Option<String>) -> String {
-    app::private_vary(existing.as_deref())
-}
-
 /// Logs a panic with its message and a JS stack trace, once per isolate, before the first
 /// `gateCheck` or fetch does anything (js/entry.mjs calls `gateCheck` first). The hook that the
 /// worker crate installs when the module starts (it flags the instance for reinitialisation)
@@ -246,13 +100,6 @@ fn panic_hook() {
             previous(info);
         }));
     });
-}
-
-/// The headers a protected response loses (see [`app::SHARED_CACHE_HEADERS`]), lower case, so
-/// that js/entry.mjs removes exactly what the runtime's forward removes.
-#[wasm_bindgen(js_name = sharedCacheHeaders)]
-pub fn shared_cache_headers() -> Vec<String> {
-    app::SHARED_CACHE_HEADERS.map(str::to_owned).to_vec()
 }
 
 #[event(fetch)]
