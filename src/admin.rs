@@ -113,9 +113,9 @@ pub fn is_role_name(role: &str) -> bool {
 /// The roles an admin may give: `user`, `admin` and every role named in `ROLE_PATHS`.
 pub fn allowed_roles(config: &Config) -> Vec<String> {
     let mut roles = vec![String::from("user"), String::from("admin")];
-    for (_, role) in &config.gate.roles {
-        if !roles.contains(role) {
-            roles.push(role.clone());
+    for role in config.rule_roles() {
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_owned());
         }
     }
     roles

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, Served};
 use crate::error::ErrorCode;
 use crate::http::HttpClient;
 use crate::oidc::jwks::JwksCache;
@@ -22,6 +22,7 @@ use crate::time::UnixTime;
 
 mod admin_page;
 mod forward;
+mod hand_off;
 mod responses;
 mod risc;
 mod sessions;
@@ -33,6 +34,7 @@ pub use forward::{
     private_cache_control, private_vary, quick_decision, quick_decision_deferred,
     quick_decision_in, rewrite_location,
 };
+use hand_off::HANDOFF_CALLBACK_PATH;
 use responses::{WireError, harden, json_response};
 pub use responses::{outage_json, outage_page};
 
@@ -149,9 +151,20 @@ pub struct App<'a, H, S> {
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     /// Handles one request.
     pub async fn handle(&self, req: &Request) -> Outcome {
-        let site = self.site(req);
         let path = req.url.path();
-        if path == "/auth" || path.starts_with("/auth/") {
+        let auth = path == "/auth" || path.starts_with("/auth/");
+        let Some((site, served)) = self.config.site_of(&req.url) else {
+            self.event(
+                "warn",
+                "site_refused",
+                req,
+                Some("an origin SITES does not list"),
+            );
+            let mut response = WireError::UnknownSite.response();
+            harden(response.headers_mut());
+            return Outcome::Respond(response);
+        };
+        if auth {
             let mut response = self.auth_route(req, &site).await;
             harden(response.headers_mut());
             if req.method == Method::HEAD {
@@ -159,11 +172,15 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             }
             return Outcome::Respond(response);
         }
-        self.gate(req, &site).await
-    }
-
-    fn site(&self, req: &Request) -> Site {
-        Site::from_url(self.config.auth_url.as_ref().unwrap_or(&req.url))
+        match served {
+            Served::Site(rules) => self.gate(req, &site, rules).await,
+            // A host of its own for signing in serves nothing else.
+            Served::AuthOnly => {
+                let mut response = WireError::NotFound.response();
+                harden(response.headers_mut());
+                Outcome::Respond(response)
+            }
+        }
     }
 
     fn site_name(&self, site: &Site) -> String {
@@ -211,6 +228,8 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             ("/auth/admin", true, _) => self.admin_page(req, site).await,
             ("/auth/admin", _, true) => self.admin_post(req, site).await,
             ("/auth/risc", _, true) => self.risc(req).await,
+            ("/auth/handoff", true, _) => self.hand_off(req, site).await,
+            (HANDOFF_CALLBACK_PATH, true, _) => self.redeem(req, site).await,
             (
                 "/auth/login"
                 | "/auth/login/google"
@@ -222,7 +241,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                 | "/auth/verify"
                 | "/auth/admin"
                 | "/auth/logout"
-                | "/auth/risc",
+                | "/auth/risc"
+                | "/auth/handoff"
+                | HANDOFF_CALLBACK_PATH,
                 _,
                 _,
             ) => WireError::MethodNotAllowed.response(),

@@ -6,6 +6,7 @@ use url::Url;
 use crate::gate::{GateRules, PathPattern};
 use crate::redacted::Redacted;
 use crate::session::keys::KeySet;
+use crate::site::Site;
 
 /// One problem with one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +48,13 @@ pub struct Config {
     pub allowed_emails: Vec<String>,
     /// `ADMIN_EMAILS`, lowercase.
     pub admin_emails: Vec<String>,
-    /// `PUBLIC_PATHS` and `ROLE_PATHS`.
+    /// `PUBLIC_PATHS` and `ROLE_PATHS`: the rules of every site (with `SITES`, the rules
+    /// written without an origin, which apply to every site).
     pub gate: GateRules,
+    /// `SITES`: the site origins this deployment serves, each with its own rules (its own
+    /// `PUBLIC_PATHS` and `ROLE_PATHS` entries first, then those of every site). Empty: one
+    /// site, `AUTH_URL` or else each request's origin (docs/sites.md).
+    pub sites: Vec<SiteRules>,
     /// `UPSTREAM_URL`.
     pub upstream_url: Option<Url>,
     /// `SESSION_MAX_AGE`, seconds.
@@ -151,6 +157,28 @@ impl Config {
                 None
             }
         });
+        let sites_raw: Vec<String> = comma_list(get("SITES")).collect();
+        let mut site_origins: Vec<Url> = Vec::new();
+        for raw in &sites_raw {
+            match site_origin(raw) {
+                Ok(u) if site_origins.iter().any(|s| s.origin() == u.origin()) => {
+                    err("SITES", format!("{raw:?} is listed twice"));
+                }
+                Ok(u) => site_origins.push(u),
+                Err(problem) => err("SITES", format!("{raw:?}: {problem}")),
+            }
+        }
+        if !sites_raw.is_empty() && auth_url.is_none() && get("AUTH_URL").is_none() {
+            err(
+                "AUTH_URL",
+                "is required with SITES: the origin where people sign in (one of the sites, or a host of its own)".into(),
+            );
+        }
+        if let Some(auth) = auth_url.as_ref().filter(|_| !sites_raw.is_empty())
+            && let Err(problem) = site_origin(auth.as_str())
+        {
+            err("AUTH_URL", format!("with SITES: {problem}"));
+        }
         // The provider's endpoints carry the code, the client secret and the keys that decide
         // who signs in: https:// only, except plain http:// on loopback (local development).
         let mut url_var = |var: &'static str, default: &str| -> Option<Url> {
@@ -200,7 +228,24 @@ impl Config {
         let allowed_emails = list("ALLOWED_EMAILS");
         let admin_emails = list("ADMIN_EMAILS");
 
-        let gate = gate_rules(get("PUBLIC_PATHS"), get("ROLE_PATHS"), &mut errors);
+        let origins: Vec<String> = site_origins
+            .iter()
+            .map(|u| u.origin().ascii_serialization())
+            .collect();
+        let (gate, per_site) = site_gate_rules(
+            get("PUBLIC_PATHS"),
+            get("ROLE_PATHS"),
+            &origins,
+            &mut errors,
+        );
+        let sites = site_origins
+            .iter()
+            .zip(per_site)
+            .map(|(url, gate)| SiteRules {
+                site: Site::from_url(url),
+                gate,
+            })
+            .collect();
         let mut err =
             |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
         let mut seconds = |var: &'static str, default: i64, min: i64| -> i64 {
@@ -299,6 +344,7 @@ impl Config {
                 allowed_emails,
                 admin_emails,
                 gate,
+                sites,
                 upstream_url,
                 session_max_age,
                 session_check_interval,
@@ -322,22 +368,44 @@ fn comma_list(value: Option<String>) -> impl Iterator<Item = String> {
     items.into_iter().filter(|s| !s.is_empty())
 }
 
-/// `PUBLIC_PATHS` and `ROLE_PATHS` (comma lists), each problem added to `errors`. Also used by
-/// the command line's `gatehouse check`.
+/// `PUBLIC_PATHS` and `ROLE_PATHS` (comma lists) of a deployment with one site, each problem
+/// added to `errors`.
 pub fn gate_rules(
     public_paths: Option<String>,
     role_paths: Option<String>,
     errors: &mut Vec<ConfigError>,
 ) -> GateRules {
+    site_gate_rules(public_paths, role_paths, &[], errors).0
+}
+
+/// `PUBLIC_PATHS` and `ROLE_PATHS` (comma lists) for the sites `origins` (`SITES`), each problem
+/// added to `errors`: the rules of every site (entries written as a path), and each site's own
+/// rules in the order of `origins` (entries written as one of its origins and a path, such as
+/// `https://status.example.com/*`, first; then those of every site). Also used by the command
+/// line's `gatehouse check`.
+pub fn site_gate_rules(
+    public_paths: Option<String>,
+    role_paths: Option<String>,
+    origins: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> (GateRules, Vec<GateRules>) {
     let mut err = |var: &'static str, problem: String| errors.push(ConfigError { var, problem });
-    let mut public = Vec::new();
+    // Each entry once: (which site, or every site; the rule).
+    let mut public: Vec<(Option<String>, PathPattern)> = Vec::new();
     for raw in comma_list(public_paths) {
-        match PathPattern::parse(&raw) {
-            Ok(p) => public.push(p),
+        let (origin, pattern) = match split_origin(&raw, origins) {
+            Ok(split) => split,
+            Err(problem) => {
+                err("PUBLIC_PATHS", format!("{raw:?}: {problem}"));
+                continue;
+            }
+        };
+        match PathPattern::parse(pattern) {
+            Ok(p) => public.push((origin, p)),
             Err(problem) => err("PUBLIC_PATHS", format!("{raw:?}: {problem}")),
         }
     }
-    let mut roles = Vec::new();
+    let mut roles: Vec<(Option<String>, PathPattern, String)> = Vec::new();
     for raw in comma_list(role_paths) {
         let Some((pattern, role)) = raw.split_once('=') else {
             err(
@@ -358,13 +426,148 @@ pub fn gate_rules(
             );
             continue;
         }
-        match PathPattern::parse(pattern.trim()) {
-            Ok(p) => roles.push((p, role.to_owned())),
+        let (origin, pattern) = match split_origin(pattern.trim(), origins) {
+            Ok(split) => split,
+            Err(problem) => {
+                err("ROLE_PATHS", format!("{raw:?}: {problem}"));
+                continue;
+            }
+        };
+        match PathPattern::parse(pattern) {
+            Ok(p) => roles.push((origin, p, role.to_owned())),
             Err(problem) => err("ROLE_PATHS", format!("{raw:?}: {problem}")),
         }
     }
+    // A site's own entries come first: with roles, the first match wins.
+    let rules_of = |site: Option<&str>| {
+        let pick = |origin: &Option<String>| match (site, origin) {
+            (_, None) => 1,
+            (Some(site), Some(o)) if o == site => 0,
+            _ => 2,
+        };
+        let mut public: Vec<_> = public.iter().filter(|(o, _)| pick(o) < 2).collect();
+        public.sort_by_key(|(o, _)| pick(o));
+        let mut roles: Vec<_> = roles.iter().filter(|(o, _, _)| pick(o) < 2).collect();
+        roles.sort_by_key(|(o, _, _)| pick(o));
+        GateRules {
+            public: public.into_iter().map(|(_, p)| p.clone()).collect(),
+            roles: roles
+                .into_iter()
+                .map(|(_, p, r)| (p.clone(), r.clone()))
+                .collect(),
+        }
+    };
+    let shared = rules_of(None);
+    let per_site = origins.iter().map(|o| rules_of(Some(o))).collect();
+    (shared, per_site)
+}
 
-    GateRules { public, roles }
+/// An entry of `PUBLIC_PATHS` or `ROLE_PATHS`: a path pattern for every site, or (with
+/// `SITES`) one of `origins` followed by a path pattern, for that site alone.
+fn split_origin<'r>(raw: &'r str, origins: &[String]) -> Result<(Option<String>, &'r str), String> {
+    if raw.starts_with('/') {
+        return Ok((None, raw));
+    }
+    // The pattern starts at the first `/` after `scheme://`; the part before it must be an
+    // origin, as the URL parser reads it, that `SITES` lists.
+    let after_scheme = raw.find("://").map_or(0, |i| i + 3);
+    let Some(cut) = raw[after_scheme..].find('/').map(|i| i + after_scheme) else {
+        return Err("a pattern starts with '/' (or with one of SITES, then '/')".into());
+    };
+    let origin = Url::parse(&raw[..cut])
+        .ok()
+        .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+        .map(|u| u.origin().ascii_serialization());
+    match origin {
+        Some(o) if origins.contains(&o) => Ok((Some(o), &raw[cut..])),
+        Some(o) if origins.is_empty() => Err(format!(
+            "names the site {o}, but SITES is not set (a pattern starts with '/')"
+        )),
+        Some(o) => Err(format!("names {o}, which SITES does not list")),
+        None => Err("a pattern starts with '/' (or with one of SITES, then '/')".into()),
+    }
+}
+
+/// One origin of `SITES` (or `AUTH_URL` with `SITES`): an `https://` origin, or `http://` on
+/// loopback (local development), without path, query or user.
+fn site_origin(raw: &str) -> Result<Url, &'static str> {
+    let url = Url::parse(raw).map_err(|_| "is not a URL")?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("must be an origin without a path, such as https://docs.example.com");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not hold a user name or password");
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err("must be an https:// origin (http:// only on localhost, 127.0.0.0/8 or [::1])"),
+    }
+}
+
+/// One site of `SITES` and its rules.
+#[derive(Clone, Debug)]
+pub struct SiteRules {
+    /// The site.
+    pub site: Site,
+    /// Its `PUBLIC_PATHS` and `ROLE_PATHS`.
+    pub gate: GateRules,
+}
+
+/// Which site a request is for ([`Config::site_of`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Served<'c> {
+    /// A site, with its rules.
+    Site(&'c GateRules),
+    /// `AUTH_URL` when `SITES` does not list it (a host of its own): only `/auth/*`.
+    AuthOnly,
+}
+
+impl Config {
+    /// The site a request for `url` is for, and its rules; `None`: an origin this deployment
+    /// does not serve (with `SITES`), refused. Security decision: with `SITES`, the site (and so
+    /// the cookie name, the audience tokens must name, the rules) comes from the request's origin
+    /// only when `SITES` lists it; any other `Host` is refused before a cookie is read.
+    pub fn site_of(&self, url: &Url) -> Option<(Site, Served<'_>)> {
+        if self.sites.is_empty() {
+            let site = Site::from_url(self.auth_url.as_ref().unwrap_or(url));
+            return Some((site, Served::Site(&self.gate)));
+        }
+        let origin = url.origin().ascii_serialization();
+        if let Some(s) = self.sites.iter().find(|s| s.site.origin() == origin) {
+            return Some((s.site.clone(), Served::Site(&s.gate)));
+        }
+        self.auth_url
+            .as_ref()
+            .filter(|a| a.origin().ascii_serialization() == origin)
+            .map(|a| (Site::from_url(a), Served::AuthOnly))
+    }
+
+    /// With `SITES`, the auth origin (`AUTH_URL`) that `site` signs in through, when it is not
+    /// `site` itself: a visitor without a session is handed off there and back.
+    pub fn hand_off_to(&self, site: &Site) -> Option<Site> {
+        let auth = Site::from_url(self.auth_url.as_ref().filter(|_| !self.sites.is_empty())?);
+        (auth.origin() != site.origin()).then_some(auth)
+    }
+
+    /// A site of `SITES` by its origin, other than the auth origin: where a hand-off code may
+    /// be sent.
+    pub fn listed_site(&self, origin: &str) -> Option<&Site> {
+        let auth = self.auth_url.as_ref()?.origin().ascii_serialization();
+        self.sites
+            .iter()
+            .map(|s| &s.site)
+            .find(|s| s.origin() == origin && s.origin() != auth)
+    }
+
+    /// Every role the path rules of any site name.
+    pub fn rule_roles(&self) -> impl Iterator<Item = &str> {
+        self.gate
+            .roles
+            .iter()
+            .chain(self.sites.iter().flat_map(|s| s.gate.roles.iter()))
+            .map(|(_, role)| role.as_str())
+    }
 }
 
 /// `UPSTREAM_URL`: an origin (no path), `https://` except on loopback: admitted requests carry
@@ -416,6 +619,146 @@ pub(crate) mod tests {
     fn errors(extra: &[(&str, &str)]) -> Vec<ConfigError> {
         let v = vars(extra);
         Config::from_vars(|k| v.get(k).cloned()).unwrap_err()
+    }
+
+    #[test]
+    fn sites_are_origins_with_an_auth_origin_and_their_own_rules() {
+        let c = config(&[
+            ("AUTH_URL", "https://login.example.com"),
+            (
+                "SITES",
+                "https://docs.example.com, http://127.0.0.1:8787, https://wiki.example.com:8443",
+            ),
+            (
+                "PUBLIC_PATHS",
+                "/public/*, https://wiki.example.com:8443/open/*",
+            ),
+            (
+                "ROLE_PATHS",
+                "/admin/*=admin, https://docs.example.com/admin/*=editor",
+            ),
+        ]);
+        let site = |raw: &str| c.site_of(&Url::parse(raw).unwrap());
+        let Some((docs, Served::Site(rules))) = site("https://docs.example.com/x") else {
+            panic!("docs is served");
+        };
+        assert_eq!(docs.origin(), "https://docs.example.com");
+        // The site's own rule first: with roles, the first match wins.
+        assert_eq!(rules.roles[0].1, "editor");
+        assert_eq!(rules.roles[1].1, "admin");
+        assert_eq!(rules.public.len(), 1);
+        let Some((_, Served::Site(wiki))) = site("https://wiki.example.com:8443/") else {
+            panic!("wiki is served");
+        };
+        assert_eq!(wiki.public.len(), 2);
+        assert_eq!(wiki.roles.len(), 1);
+        let Some((local, _)) = site("http://127.0.0.1:8787/") else {
+            panic!("loopback is served");
+        };
+        assert!(!local.secure());
+        assert!(matches!(
+            site("https://login.example.com/auth/login"),
+            Some((_, Served::AuthOnly))
+        ));
+        assert!(site("https://evil.example.com/").is_none());
+        assert!(site("https://wiki.example.com/").is_none(), "another port");
+        assert_eq!(
+            c.hand_off_to(&docs).map(|a| a.origin().to_owned()),
+            Some("https://login.example.com".into())
+        );
+        assert!(c.listed_site("https://docs.example.com").is_some());
+        assert!(c.listed_site("https://login.example.com").is_none());
+        assert!(c.rule_roles().any(|r| r == "editor"));
+        // Without SITES nothing changes: one site, no hand-off.
+        let one = config(&[("AUTH_URL", "https://docs.example.com")]);
+        let Some((only, Served::Site(_))) =
+            one.site_of(&Url::parse("https://other.test/").unwrap())
+        else {
+            panic!("one site");
+        };
+        assert_eq!(only.origin(), "https://docs.example.com");
+        assert!(one.hand_off_to(&only).is_none());
+    }
+
+    #[test]
+    fn bad_sites_are_reported_each_by_name() {
+        for (vars, var, needle) in [
+            (
+                vec![("SITES", "https://a.example.com")],
+                "AUTH_URL",
+                "required with SITES",
+            ),
+            (
+                vec![
+                    ("SITES", "http://a.example.com"),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "https://",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com/docs"),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "without a path",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com, https://a.example.com/"),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "twice",
+            ),
+            (
+                vec![
+                    ("SITES", "not a url"),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "not a URL",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com"),
+                    ("AUTH_URL", "http://login.example.com"),
+                ],
+                "AUTH_URL",
+                "https://",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com"),
+                    ("AUTH_URL", "https://a.example.com"),
+                    ("PUBLIC_PATHS", "https://b.example.com/x"),
+                ],
+                "PUBLIC_PATHS",
+                "does not list",
+            ),
+            (
+                vec![("PUBLIC_PATHS", "https://b.example.com/x")],
+                "PUBLIC_PATHS",
+                "SITES is not set",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com"),
+                    ("AUTH_URL", "https://a.example.com"),
+                    ("ROLE_PATHS", "https://a.example.com=x"),
+                ],
+                "ROLE_PATHS",
+                "starts with '/'",
+            ),
+        ] {
+            let errs = errors(&vars);
+            assert!(
+                errs.iter()
+                    .any(|e| e.var == var && e.problem.contains(needle)),
+                "{vars:?}: {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum ErrorCode {
     BadGateway,
     /// The site behind Gatehouse did not answer within `UPSTREAM_TIMEOUT` (504).
     GatewayTimeout,
+    /// A sign-in hand-off from the auth origin (`SITES`) that cannot be used: expired, used
+    /// already, for another site, or started in another browser (400).
+    Verification,
     /// Anything unknown: shown as a generic problem (400).
     Default,
 }
@@ -42,6 +45,7 @@ impl ErrorCode {
             "Unavailable" => Self::Unavailable,
             "BadGateway" => Self::BadGateway,
             "GatewayTimeout" => Self::GatewayTimeout,
+            "Verification" => Self::Verification,
             _ => Self::Default,
         }
     }
@@ -58,6 +62,7 @@ impl ErrorCode {
             Self::Unavailable => "Unavailable",
             Self::BadGateway => "BadGateway",
             Self::GatewayTimeout => "GatewayTimeout",
+            Self::Verification => "Verification",
             Self::Default => "Default",
         }
     }
@@ -71,7 +76,7 @@ impl ErrorCode {
             Self::Unavailable => 503,
             Self::BadGateway => 502,
             Self::GatewayTimeout => 504,
-            Self::OAuthCallbackError | Self::Default => 400,
+            Self::OAuthCallbackError | Self::Verification | Self::Default => 400,
         }
     }
 
@@ -95,6 +100,7 @@ impl ErrorCode {
             Self::Unavailable => "Sign-in is briefly unavailable",
             Self::BadGateway => "The site could not be reached",
             Self::GatewayTimeout => "The site took too long to answer",
+            Self::Verification => "This sign-in link cannot be used",
             Self::Default => "Something went wrong",
         }
     }
@@ -124,6 +130,9 @@ impl ErrorCode {
             }
             Self::GatewayTimeout => {
                 "You are let in, but the site behind the sign-in did not answer in time. Please try again in a moment."
+            }
+            Self::Verification => {
+                "It has expired, was used already, or was made for another site or browser. Please sign in again."
             }
             Self::Default => "Please try signing in again.",
         }
@@ -203,6 +212,7 @@ mod tests {
             (ErrorCode::Unavailable, 503),
             (ErrorCode::BadGateway, 502),
             (ErrorCode::GatewayTimeout, 504),
+            (ErrorCode::Verification, 400),
         ] {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
             assert_eq!(code.status(), status, "{code:?}");

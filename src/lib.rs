@@ -19,6 +19,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod gate;
+pub mod handoff;
 pub mod http;
 pub mod oidc;
 pub mod pages;

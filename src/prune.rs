@@ -215,6 +215,7 @@ mod tests {
             now: at,
             expires_at: at.plus(30 * DAY_SECS),
             user_agent: None,
+            site: "https://site.test".into(),
         }
     }
 

@@ -65,6 +65,41 @@ pub struct SignIn {
     pub expires_at: UnixTime,
     /// `User-Agent`, truncated.
     pub user_agent: Option<String>,
+    /// The site's origin (`sessions.site`).
+    pub site: String,
+}
+
+/// A one-time hand-off code (`SITES`), as stored: only hashes of the code and of the state it
+/// is bound to, so that a read of the table hands nobody a usable code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandOff {
+    /// SHA-256 of the code, base64url.
+    pub code_hash: String,
+    /// The user signed in at the auth origin.
+    pub user_id: String,
+    /// That sign-in's session at the auth origin: the new site session's parent.
+    pub session_id: String,
+    /// The site origin the code is for.
+    pub site: String,
+    /// SHA-256 of the state the site set in its own cookie before the redirect, base64url.
+    pub state_hash: String,
+    /// The code's end (at most 60 s after it was made).
+    pub expires_at: i64,
+}
+
+/// A site's session handed off from a sign-in at the auth origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteSession {
+    /// Id of the new session row.
+    pub id: String,
+    /// The auth origin's session it comes from (its end is the new session's end).
+    pub parent_id: String,
+    /// The site's origin.
+    pub site: String,
+    /// Now.
+    pub now: UnixTime,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
 }
 
 /// What signing in found.
@@ -138,6 +173,8 @@ pub struct SessionInfo {
     pub revoked_at: Option<i64>,
     /// Browser, as sent at sign-in.
     pub user_agent: Option<String>,
+    /// The site it is for (`SITES`); `None` for sessions made before sites were recorded.
+    pub site: Option<String>,
 }
 
 /// One admin action, as recorded.
@@ -282,8 +319,25 @@ pub trait SessionStore {
     /// Marks sessions seen: `last_seen_at` = `now` (never earlier than it was), one batch.
     async fn seen(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError>;
 
-    /// Revokes one session.
+    /// Revokes one session and the rest of its sign-in: the auth origin's session it was
+    /// handed off from (`SITES`), and every site session handed off from that one.
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Records a hand-off code, and deletes the codes whose end has passed.
+    async fn create_hand_off(&self, code: &HandOff, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Uses up the code whose hash is `code_hash`, atomically: the first call gets it (whatever
+    /// it was made for: the caller checks site, state and end), every later call `None`.
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<HandOff>, StoreError>;
+
+    /// Inserts a site session of the sign-in `s.parent_id` (same user, same end), if that
+    /// session is still live (neither revoked nor ended) and its user not disabled; `false`
+    /// when it is not.
+    async fn hand_off_session(&self, s: &SiteSession) -> Result<bool, StoreError>;
 
     /// Revokes every session of a user.
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError>;

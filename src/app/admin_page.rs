@@ -132,6 +132,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
                         created: admin::when(s.created_at),
                         last_seen: admin::when(s.last_seen_at),
                         user_agent: s.user_agent.unwrap_or_default(),
+                        site: s.site.unwrap_or_default(),
                     })
                     .collect(),
             });

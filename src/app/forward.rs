@@ -10,7 +10,8 @@ use http::{HeaderValue, StatusCode, header};
 use url::Url;
 
 use crate::config::Config;
-use crate::gate::{self, Decision};
+use crate::config::Served;
+use crate::gate::{self, Decision, GateRules};
 use crate::http::HttpClient;
 use crate::pages;
 use crate::session::keys::{CheckedSignature, Ed25519Check};
@@ -89,15 +90,16 @@ fn decide_quickly<'m>(
     if path == "/auth" || path.starts_with("/auth/") {
         return Quickly::Full;
     }
-    match gate::admit(&config.gate, path, None) {
+    // The site first: an origin `SITES` does not list is refused by the full route, even on a
+    // path that would be public.
+    let Some((site, Served::Site(rules))) = config.site_of(url) else {
+        return Quickly::Full;
+    };
+    match gate::admit(rules, path, None) {
         Decision::Public => return Quickly::Public,
         Decision::BadPath => return Quickly::Full,
         _ => {}
     }
-    let site = match &config.auth_url {
-        Some(auth) => Site::from_url(auth),
-        None => Site::from_url(url),
-    };
     let Some(raw) = cookie.and_then(|h| cookies::read(h, Jar::Session, &site)) else {
         return Quickly::Full;
     };
@@ -108,9 +110,7 @@ fn decide_quickly<'m>(
         now,
         signatures,
     ) {
-        Lookup::Current(session)
-            if gate::admit(&config.gate, path, Some(session)) == Decision::Admit =>
-        {
+        Lookup::Current(session) if gate::admit(rules, path, Some(session)) == Decision::Admit => {
             Quickly::Admitted(session)
         }
         Lookup::Check(check) => Quickly::Check(check),
@@ -262,11 +262,10 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
 
     /// The gate: first the hot path's own decision ([`decide_quickly`]), then, for what it
     /// leaves, sessions from bearer tokens and renewals.
-    pub(super) async fn gate(&self, req: &Request, site: &Site) -> Outcome {
+    pub(super) async fn gate(&self, req: &Request, site: &Site, rules: &GateRules) -> Outcome {
         if let Some(outcome) = self.decided_quickly(req) {
             return outcome;
         }
-        let rules = &self.config.gate;
         if gate::admit(rules, req.url.path(), None) == Decision::Public {
             // A session token never reaches the site, not even on a public path.
             let strip_authorization = bearer(req).is_some_and(|t| self.is_ours(t, site));

@@ -116,6 +116,8 @@ pub(super) enum WireError<'a> {
     MethodNotAllowed,
     /// 404: no such auth route.
     NotFound,
+    /// 421: a request for an origin `SITES` does not list.
+    UnknownSite,
     /// 502, 503 or 504: an outage ([`ErrorCode::is_outage`]).
     Outage(ErrorCode),
 }
@@ -145,6 +147,10 @@ impl WireError<'_> {
                 json!({ "error": "MethodNotAllowed" }),
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, json!({ "error": "NotFound" })),
+            Self::UnknownSite => (
+                StatusCode::MISDIRECTED_REQUEST,
+                json!({ "error": "UnknownSite", "reason": "this origin is not one of the sites served here" }),
+            ),
             Self::Outage(code) => (
                 StatusCode::from_u16(code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 json!({ "error": code.as_str() }),

@@ -20,6 +20,10 @@ use crate::store::{SignIn, SignInOutcome, UserStore};
 
 impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     pub(super) fn login_page(&self, req: &Request, site: &Site) -> Response {
+        // A site that signs in through the auth origin (`SITES`) shows no page of its own.
+        if let Some(auth) = self.config.hand_off_to(site) {
+            return self.start_hand_off(req, site, &auth);
+        }
         let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
         let start = format!(
             "/auth/login/google?{}",
@@ -33,6 +37,9 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
     }
 
     pub(super) fn start(&self, req: &Request, site: &Site) -> Response {
+        if let Some(auth) = self.config.hand_off_to(site) {
+            return self.start_hand_off(req, site, &auth);
+        }
         let callback = CallbackUrl::parse(&req.query("callbackUrl").unwrap_or_default(), site);
         match oidc::start(self.config, site, &callback, self.random, self.now) {
             Ok((url, state)) => {
@@ -133,6 +140,7 @@ impl<H: HttpClient, S: UserStore> App<'_, H, S> {
             user_agent: req
                 .header(header::USER_AGENT)
                 .map(|ua| ua.chars().take(256).collect()),
+            site: site.origin().to_owned(),
         };
         let user = match self
             .store

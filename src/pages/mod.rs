@@ -98,6 +98,8 @@ pub struct SessionRow {
     pub state: &'static str,
     /// Browser.
     pub user_agent: String,
+    /// The site it is for (its origin), empty if not recorded.
+    pub site: String,
 }
 
 /// The detail of one user.
@@ -384,6 +386,7 @@ mod tests {
                     last_seen: evil.into(),
                     state: "active",
                     user_agent: evil.into(),
+                    site: evil.into(),
                 }],
             }),
             audit: audit(),

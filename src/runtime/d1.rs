@@ -7,9 +7,9 @@ use worker::{D1DatabaseSession, D1PreparedStatement};
 
 use crate::prune::LAST_SEEN_OF_U;
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, MaintenanceStore, Prunable,
-    Pulled, RiscChange, RiscEffect, RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn,
-    SignInOutcome, StoreError, User, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Change, Delivery, HandOff, MaintenanceStore,
+    Prunable, Pulled, RiscChange, RiscEffect, RiscStore, SessionInfo, SessionRecord, SessionStore,
+    SignIn, SignInOutcome, SiteSession, StoreError, User, UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -176,6 +176,7 @@ struct SessionInfoRow {
     expires_at: f64,
     revoked_at: Option<f64>,
     user_agent: Option<String>,
+    site: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -215,14 +216,33 @@ const UPDATE_PROFILE: &str = "UPDATE users SET name = ?1, image = ?2, email_veri
      role = CASE WHEN ?4 = 1 AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = ?7 AND o.id <> users.id) \
      THEN 'admin' ELSE role END \
      WHERE id = (SELECT user_id FROM accounts WHERE provider = ?5 AND provider_account_id = ?6)";
-const CREATE_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent) \
-     SELECT ?1, u.id, ?2, ?3, ?2, ?4 FROM users u JOIN accounts a ON a.user_id = u.id \
+const CREATE_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, site) \
+     SELECT ?1, u.id, ?2, ?3, ?2, ?4, ?7 FROM users u JOIN accounts a ON a.user_id = u.id \
      WHERE a.provider = ?5 AND a.provider_account_id = ?6 AND u.disabled_at IS NULL";
 const FIND_USER: &str = "SELECT u.id, u.email, u.name, u.image, u.role, u.disabled_at \
      FROM users u JOIN accounts a ON a.user_id = u.id WHERE a.provider = ?1 AND a.provider_account_id = ?2";
 const FIND_SESSION: &str = "SELECT s.id AS session_id, s.expires_at, s.revoked_at, \
      u.id, u.email, u.name, u.image, u.role, u.disabled_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
+
+// A sign-in (`SITES`): the auth origin's session and the site sessions handed off from it. The
+// root of session ?1 is its parent, or itself; both statements find it by primary key, and the
+// children by `sessions_parent_id`.
+const REVOKE_HANDED_OFF: &str = "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL \
+     AND parent_id = (SELECT COALESCE(parent_id, id) FROM sessions WHERE id = ?1)";
+const REVOKE_ROOT: &str = "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL \
+     AND id = (SELECT COALESCE(parent_id, id) FROM sessions WHERE id = ?1)";
+const CREATE_HAND_OFF: &str = "INSERT INTO handoff_codes (code_hash, user_id, session_id, site, state_hash, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const FORGET_HAND_OFFS: &str = "DELETE FROM handoff_codes WHERE expires_at < ?1";
+// Single use: the first UPDATE takes the code, any later one finds `used_at` set.
+const REDEEM_HAND_OFF: &str = "UPDATE handoff_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL \
+     RETURNING code_hash, user_id, session_id, site, state_hash, expires_at";
+// A child of a live sign-in only: same user, same end; none if the parent is revoked or ended,
+// or its user disabled.
+const CREATE_SITE_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, site, parent_id) \
+     SELECT ?1, p.user_id, ?2, p.expires_at, ?2, ?3, ?4, p.id FROM sessions p JOIN users u ON u.id = p.user_id \
+     WHERE p.id = ?5 AND p.revoked_at IS NULL AND p.expires_at > ?2 AND u.disabled_at IS NULL";
 
 // The change feed, written by triggers (migrations/0003_scale.sql); `changes_at` serves it.
 const CHANGES_SINCE: &str = "SELECT kind, id, at FROM changes WHERE at >= ?1 LIMIT ?2";
@@ -277,6 +297,7 @@ impl SessionStore for D1Store<'_> {
                     opt(s.user_agent.as_deref()),
                     provider.clone(),
                     subject.clone(),
+                    text(&s.site),
                 ],
             )?,
             self.statement(FIND_USER, &[provider, subject])?,
@@ -382,14 +403,95 @@ impl SessionStore for D1Store<'_> {
     }
 
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
-        self.statement(
-            "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            &[text(id), int(now.secs())],
-        )?
-        .run()
-        .await
-        .map_err(|e| fail("revoke", &e))?;
+        // One batch (one transaction): the children first, while the root is still found.
+        let args = [text(id), int(now.secs())];
+        let statements = vec![
+            self.statement(REVOKE_HANDED_OFF, &args)?,
+            self.statement(REVOKE_ROOT, &args)?,
+            self.statement(
+                "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                &args,
+            )?,
+        ];
+        self.db()?
+            .batch(statements)
+            .await
+            .map_err(|e| fail("revoke", &e))?;
         Ok(())
+    }
+
+    async fn create_hand_off(&self, c: &HandOff, now: UnixTime) -> Result<(), StoreError> {
+        let statements = vec![
+            self.statement(FORGET_HAND_OFFS, &[int(now.secs())])?,
+            self.statement(
+                CREATE_HAND_OFF,
+                &[
+                    text(&c.code_hash),
+                    text(&c.user_id),
+                    text(&c.session_id),
+                    text(&c.site),
+                    text(&c.state_hash),
+                    int(c.expires_at),
+                ],
+            )?,
+        ];
+        self.db()?
+            .batch(statements)
+            .await
+            .map_err(|e| fail("hand-off code", &e))?;
+        Ok(())
+    }
+
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<HandOff>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            code_hash: String,
+            user_id: String,
+            session_id: String,
+            site: String,
+            state_hash: String,
+            expires_at: f64,
+        }
+        let row: Option<Row> = self
+            .statement(REDEEM_HAND_OFF, &[text(code_hash), int(now.secs())])?
+            .first(None)
+            .await
+            .map_err(|e| fail("hand-off redeem", &e))?;
+        Ok(row.map(|r| HandOff {
+            code_hash: r.code_hash,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            site: r.site,
+            state_hash: r.state_hash,
+            expires_at: r.expires_at as i64,
+        }))
+    }
+
+    async fn hand_off_session(&self, s: &SiteSession) -> Result<bool, StoreError> {
+        let result = self
+            .statement(
+                CREATE_SITE_SESSION,
+                &[
+                    text(&s.id),
+                    int(s.now.secs()),
+                    opt(s.user_agent.as_deref()),
+                    text(&s.site),
+                    text(&s.parent_id),
+                ],
+            )?
+            .run()
+            .await
+            .map_err(|e| fail("site session", &e))?;
+        let written = result
+            .meta()
+            .map_err(|e| fail("site session result", &e))?
+            .and_then(|m| m.changes)
+            .ok_or_else(|| StoreError("D1 site session: no change count".into()))?;
+        Ok(written > 0)
     }
 
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
@@ -455,7 +557,7 @@ impl AdminStore for D1Store<'_> {
         let rows: Vec<SessionInfoRow> = self
             .rows(
                 "sessions read",
-                "SELECT id, created_at, last_seen_at, expires_at, revoked_at, user_agent FROM sessions \
+                "SELECT id, created_at, last_seen_at, expires_at, revoked_at, user_agent, site FROM sessions \
                  WHERE user_id = ?1 ORDER BY created_at DESC LIMIT 50",
                 &[text(user_id)],
             )
@@ -469,6 +571,7 @@ impl AdminStore for D1Store<'_> {
                 expires_at: r.expires_at as i64,
                 revoked_at: r.revoked_at.map(|t| t as i64),
                 user_agent: r.user_agent,
+                site: r.site,
             })
             .collect())
     }
@@ -532,10 +635,18 @@ impl AdminStore for D1Store<'_> {
                 "UPDATE users SET disabled_at = NULL, updated_at = ?2 WHERE id = ?1",
                 &[uid, t],
             )?),
-            AdminAction::RevokeSession { session_id, .. } => statements.push(self.statement(
-                "UPDATE sessions SET revoked_at = ?3 WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
-                &[uid, text(session_id), t],
-            )?),
+            AdminAction::RevokeSession { session_id, .. } => {
+                // A sign-in at the auth origin (`SITES`) ends with the site sessions handed off
+                // from it; a site's session ends alone.
+                statements.push(self.statement(
+                    "UPDATE sessions SET revoked_at = ?3 WHERE parent_id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
+                    &[uid.clone(), text(session_id), t.clone()],
+                )?);
+                statements.push(self.statement(
+                    "UPDATE sessions SET revoked_at = ?3 WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
+                    &[uid, text(session_id), t],
+                )?);
+            }
             AdminAction::RevokeAll { .. } => {
                 statements.push(self.statement(revoke_all, &[uid, t])?);
             }

@@ -175,7 +175,10 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> worker::Result<Re
     match outcome {
         Outcome::Respond(response) => to_worker(response),
         Outcome::Forward(forward) => {
-            let site = Site::from_url(config.auth_url.as_ref().unwrap_or(&url));
+            // Only a served site's requests are forwarded (`App::handle`).
+            let Some((site, _)) = config.site_of(&url) else {
+                return to_worker(app::outage_json(ErrorCode::Configuration));
+            };
             forward_to_site(req, env, config, &site, &forward).await
         }
     }

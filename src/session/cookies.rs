@@ -4,13 +4,15 @@ use cookie::{Cookie, SameSite};
 
 use crate::site::Site;
 
-/// Which of Gatehouse's two cookies.
+/// Which of Gatehouse's cookies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Jar {
     /// The session JWT.
     Session,
     /// The sign-in state (state, PKCE verifier, nonce, callbackUrl), signed, 10 minutes.
     State,
+    /// A site's hand-off state (`SITES`: state, callbackUrl), signed, 10 minutes.
+    HandOff,
 }
 
 impl Jar {
@@ -21,6 +23,8 @@ impl Jar {
             (Self::Session, false) => "gatehouse_session",
             (Self::State, true) => "__Host-gatehouse_state",
             (Self::State, false) => "gatehouse_state",
+            (Self::HandOff, true) => "__Host-gatehouse_handoff",
+            (Self::HandOff, false) => "gatehouse_handoff",
         }
     }
 }
@@ -66,7 +70,11 @@ pub fn clear(jar: Jar, site: &Site) -> String {
 /// between `;`, as the `cookie` crate's own `split_parse` cuts them, and the crate names each;
 /// a piece it cannot name (no `=`, an empty name) is dropped, since nobody can tell whose it is.
 pub fn without_ours(cookie_header: &str, site: &Site) -> Option<String> {
-    let ours = [Jar::Session.name(site), Jar::State.name(site)];
+    let ours = [
+        Jar::Session.name(site),
+        Jar::State.name(site),
+        Jar::HandOff.name(site),
+    ];
     let kept: Vec<&str> = cookie_header
         .split(';')
         .map(str::trim_ascii)

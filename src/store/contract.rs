@@ -4,8 +4,8 @@
 //! the real database.
 
 use super::{
-    AdminAction, Applied, Change, Delivery, Prune, Pruned, RiscChange, RiscEffect, SignIn,
-    SignInOutcome, StoreError, User, UserStore,
+    AdminAction, Applied, Change, Delivery, HandOff, Prune, Pruned, RiscChange, RiscEffect, SignIn,
+    SignInOutcome, SiteSession, StoreError, User, UserStore,
 };
 use crate::time::UnixTime;
 
@@ -42,6 +42,7 @@ fn sign_in(sub: &str, email: &str, sid: &str, at: i64) -> SignIn {
         now: UnixTime(T0 + at),
         expires_at: UnixTime(T0 + at + MAX_AGE),
         user_agent: Some("contract".into()),
+        site: "https://site.test".into(),
     }
 }
 
@@ -723,6 +724,186 @@ async fn what_pruning_keeps<S: UserStore>(s: &S, [p, q, r]: [User; 3], now: Unix
     )
 }
 
+/// Site B of the hand-off checks.
+const SITE_B: &str = "https://wiki.example.com";
+
+fn hand_off(code: &str, session: &str, user: &str, expires_at: i64) -> HandOff {
+    HandOff {
+        code_hash: format!("hash-{code}"),
+        user_id: user.into(),
+        session_id: session.into(),
+        site: SITE_B.into(),
+        state_hash: format!("state-{code}"),
+        expires_at,
+    }
+}
+
+fn site_session(id: &str, parent: &str, at: i64) -> SiteSession {
+    SiteSession {
+        id: id.into(),
+        parent_id: parent.into(),
+        site: SITE_B.into(),
+        now: UnixTime(T0 + at),
+        user_agent: Some("contract".into()),
+    }
+}
+
+async fn live<S: UserStore>(s: &S, id: &str, at: i64) -> Result<bool, String> {
+    Ok(s.session(id)
+        .await
+        .map_err(store)?
+        .is_some_and(|r| r.is_live(UnixTime(T0 + at))))
+}
+
+async fn a_code_is_redeemed_once<S: UserStore>(s: &S) -> Check {
+    let user = signed_in(s, &sign_in("j1", "jo@example.com", "s-j1", 0)).await?;
+    let code = hand_off("c1", "s-j1", &user.id, T0 + 60);
+    s.create_hand_off(&code, UnixTime(T0))
+        .await
+        .map_err(store)?;
+    let first = s
+        .redeem_hand_off("hash-c1", UnixTime(T0 + 1))
+        .await
+        .map_err(store)?;
+    expect(
+        first.as_ref() == Some(&code),
+        "the first redeem gets the code as made",
+    )?;
+    expect(
+        s.redeem_hand_off("hash-c1", UnixTime(T0 + 2))
+            .await
+            .map_err(store)?
+            .is_none(),
+        "a code is used once",
+    )?;
+    s.create_hand_off(&hand_off("c2", "s-j1", &user.id, T0 + 10), UnixTime(T0))
+        .await
+        .map_err(store)?;
+    s.create_hand_off(
+        &hand_off("c3", "s-j1", &user.id, T0 + 80),
+        UnixTime(T0 + 20),
+    )
+    .await
+    .map_err(store)?;
+    expect(
+        s.redeem_hand_off("hash-c2", UnixTime(T0 + 21))
+            .await
+            .map_err(store)?
+            .is_none(),
+        "codes past their end are deleted when a code is made",
+    )?;
+    Ok(())
+}
+
+async fn a_sign_in_ends_with_its_sites<S: UserStore>(s: &S) -> Check {
+    let user = signed_in(s, &sign_in("k1", "kai@example.com", "s-k1", 0)).await?;
+    signed_in(s, &sign_in("k1", "kai@example.com", "s-k2", 0)).await?;
+    expect(
+        s.hand_off_session(&site_session("s-k1b", "s-k1", 2))
+            .await
+            .map_err(store)?,
+        "a live sign-in hands off a site session",
+    )?;
+    let child = s.session("s-k1b").await.map_err(store)?.ok_or("found")?;
+    expect(
+        child.user.id == user.id && child.expires_at == T0 + MAX_AGE,
+        "the site session is the sign-in's user's, and ends with it",
+    )?;
+    let sites: Vec<_> = s
+        .user_sessions(&user.id)
+        .await
+        .map_err(store)?
+        .into_iter()
+        .map(|i| (i.id, i.site))
+        .collect();
+    expect(
+        sites.contains(&("s-k1b".into(), Some(SITE_B.into())))
+            && sites.contains(&("s-k1".into(), Some("https://site.test".into()))),
+        "user_sessions says which site each session is for",
+    )?;
+    expect(
+        !s.hand_off_session(&site_session("s-x", "no-such", 2))
+            .await
+            .map_err(store)?,
+        "no site session without a sign-in",
+    )?;
+    s.hand_off_session(&site_session("s-k1c", "s-k1", 3))
+        .await
+        .map_err(store)?;
+    s.hand_off_session(&site_session("s-k2b", "s-k2", 3))
+        .await
+        .map_err(store)?;
+    // Signing out on one site ends the sign-in and each of its sites, nothing else.
+    s.revoke_session("s-k1b", UnixTime(T0 + 10))
+        .await
+        .map_err(store)?;
+    for id in ["s-k1", "s-k1b", "s-k1c"] {
+        if live(s, id, 11).await? {
+            return Err(format!(
+                "a sign-out on a site ends the whole sign-in: {id} is live"
+            ));
+        }
+    }
+    expect(
+        live(s, "s-k2", 11).await? && live(s, "s-k2b", 11).await?,
+        "another sign-in of the same user stays",
+    )?;
+    let feed = s
+        .changes_since(UnixTime(T0 - 86_400), 1000)
+        .await
+        .map_err(store)?;
+    expect(
+        feed.changes
+            .iter()
+            .any(|c| matches!(c, Change::Session(id, _) if id == "s-k1c")),
+        "the change feed names each site session ended",
+    )?;
+    expect(
+        !s.hand_off_session(&site_session("s-k1d", "s-k1", 12))
+            .await
+            .map_err(store)?,
+        "an ended sign-in hands off nothing",
+    )?;
+    s.revoke_session("s-k2", UnixTime(T0 + 20))
+        .await
+        .map_err(store)?;
+    expect(
+        !live(s, "s-k2b", 21).await?,
+        "a sign-out at the auth origin ends its sites' sessions",
+    )
+}
+
+/// An admin ending a sign-in at the auth origin ends its sites' sessions too; ending a site's
+/// session ends that one alone.
+async fn an_admin_ends_a_sign_in_or_one_site<S: UserStore>(s: &S) -> Check {
+    let user = signed_in(s, &sign_in("k1", "kai@example.com", "s-k3", 30)).await?;
+    for (id, at) in [("s-k3b", 31), ("s-k3c", 31)] {
+        s.hand_off_session(&site_session(id, "s-k3", at))
+            .await
+            .map_err(store)?;
+    }
+    let end = |session_id: &str| AdminAction::RevokeSession {
+        user_id: user.id.clone(),
+        session_id: session_id.into(),
+    };
+    expect(
+        apply(s, "boss", &end("s-k3b"), UnixTime(T0 + 40)).await? == Applied::Done,
+        "a site's session ends",
+    )?;
+    expect(
+        live(s, "s-k3", 41).await? && live(s, "s-k3c", 41).await?,
+        "alone",
+    )?;
+    expect(
+        apply(s, "boss", &end("s-k3"), UnixTime(T0 + 42)).await? == Applied::Done,
+        "a sign-in ends",
+    )?;
+    expect(
+        !live(s, "s-k3", 43).await? && !live(s, "s-k3c", 43).await?,
+        "with its sites' sessions",
+    )
+}
+
 /// Runs every check on an empty store; returns each check's name and result, in order.
 pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
     vec![
@@ -758,6 +939,15 @@ pub async fn run<S: UserStore>(s: &S) -> Vec<(&'static str, Check)> {
             "pruning_deletes_old_rows_only_and_keeps_last_seen",
             pruning_deletes_old_rows_only_and_keeps_last_seen(s).await,
         ),
+        ("a_code_is_redeemed_once", a_code_is_redeemed_once(s).await),
+        (
+            "a_sign_in_ends_with_its_sites",
+            a_sign_in_ends_with_its_sites(s).await,
+        ),
+        (
+            "an_admin_ends_a_sign_in_or_one_site",
+            an_admin_ends_a_sign_in_or_one_site(s).await,
+        ),
     ]
 }
 
@@ -781,7 +971,7 @@ mod tests {
     #[test]
     fn the_memory_store_passes_the_contract() {
         let results = block_on(run(&MemoryStore::default()));
-        assert_eq!(results.len(), 8);
+        assert_eq!(results.len(), 11);
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert!(failed.is_empty(), "{failed:?}");
     }

@@ -16,6 +16,8 @@ struct MemUser {
 struct MemSession {
     info: SessionInfo,
     user_id: String,
+    /// The auth origin's session it was handed off from (`SITES`).
+    parent_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -27,6 +29,8 @@ struct Data {
     risc_events: HashMap<String, i64>,
     /// What D1's triggers write into `changes` (`migrations/0003_scale.sql`).
     changes: Vec<Change>,
+    /// Hand-off codes, with `used_at`.
+    hand_offs: Vec<(HandOff, Option<i64>)>,
 }
 
 impl Data {
@@ -199,8 +203,10 @@ impl SessionStore for MemoryStore {
                 expires_at: s.expires_at.secs(),
                 revoked_at: None,
                 user_agent: s.user_agent.clone(),
+                site: Some(s.site.clone()),
             },
             user_id: user.id.clone(),
+            parent_id: None,
         });
         Ok(SignInOutcome::SignedIn { user, email_kept })
     }
@@ -274,10 +280,86 @@ impl SessionStore for MemoryStore {
 
     async fn revoke_session(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.check()?;
-        self.data
-            .borrow_mut()
-            .revoke(now.secs(), |s| s.info.id == id);
+        let mut d = self.data.borrow_mut();
+        let root = d
+            .sessions
+            .iter()
+            .find(|s| s.info.id == id)
+            .map(|s| s.parent_id.clone().unwrap_or_else(|| s.info.id.clone()));
+        d.revoke(now.secs(), |s| {
+            s.info.id == id
+                || root
+                    .as_ref()
+                    .is_some_and(|r| s.info.id == *r || s.parent_id.as_ref() == Some(r))
+        });
         Ok(())
+    }
+
+    async fn create_hand_off(&self, code: &HandOff, now: UnixTime) -> Result<(), StoreError> {
+        self.check()?;
+        let mut d = self.data.borrow_mut();
+        d.hand_offs.retain(|(c, _)| c.expires_at >= now.secs());
+        if d.hand_offs
+            .iter()
+            .any(|(c, _)| c.code_hash == code.code_hash)
+        {
+            return Err(StoreError(
+                "UNIQUE constraint failed: handoff_codes.code_hash".into(),
+            ));
+        }
+        d.hand_offs.push((code.clone(), None));
+        Ok(())
+    }
+
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<HandOff>, StoreError> {
+        self.check()?;
+        let mut d = self.data.borrow_mut();
+        Ok(d.hand_offs
+            .iter_mut()
+            .find(|(c, used)| c.code_hash == code_hash && used.is_none())
+            .map(|(c, used)| {
+                *used = Some(now.secs());
+                c.clone()
+            }))
+    }
+
+    async fn hand_off_session(&self, s: &SiteSession) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut d = self.data.borrow_mut();
+        let parent = d.sessions.iter().find(|p| {
+            p.info.id == s.parent_id
+                && p.info.revoked_at.is_none()
+                && p.info.expires_at > s.now.secs()
+        });
+        let Some((user_id, expires_at)) = parent.map(|p| (p.user_id.clone(), p.info.expires_at))
+        else {
+            return Ok(false);
+        };
+        let enabled = d
+            .users
+            .iter()
+            .any(|u| u.user.id == user_id && u.user.disabled_at.is_none());
+        if !enabled {
+            return Ok(false);
+        }
+        d.sessions.push(MemSession {
+            info: SessionInfo {
+                id: s.id.clone(),
+                created_at: s.now.secs(),
+                last_seen_at: s.now.secs(),
+                expires_at,
+                revoked_at: None,
+                user_agent: s.user_agent.clone(),
+                site: Some(s.site.clone()),
+            },
+            user_id,
+            parent_id: Some(s.parent_id.clone()),
+        });
+        Ok(true)
     }
 
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
@@ -373,7 +455,10 @@ impl AdminStore for MemoryStore {
             }
             AdminAction::Enable { .. } => d.change_user(&uid, t, |u| u.disabled_at = None),
             AdminAction::RevokeSession { session_id, .. } => {
-                d.revoke(t, |s| s.info.id == *session_id && s.user_id == uid);
+                d.revoke(t, |s| {
+                    s.user_id == uid
+                        && (s.info.id == *session_id || s.parent_id.as_ref() == Some(session_id))
+                });
             }
             AdminAction::RevokeAll { .. } => d.revoke(t, |s| s.user_id == uid),
         }

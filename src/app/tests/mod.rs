@@ -212,6 +212,26 @@ impl SessionStore for Yielding<'_> {
         YieldOnce::default().await;
         self.0.revoke_user_sessions(user_id, now).await
     }
+    async fn create_hand_off(
+        &self,
+        code: &crate::store::HandOff,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        YieldOnce::default().await;
+        self.0.create_hand_off(code, now).await
+    }
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<crate::store::HandOff>, StoreError> {
+        YieldOnce::default().await;
+        self.0.redeem_hand_off(code_hash, now).await
+    }
+    async fn hand_off_session(&self, s: &crate::store::SiteSession) -> Result<bool, StoreError> {
+        YieldOnce::default().await;
+        self.0.hand_off_session(s).await
+    }
 }
 
 impl AdminStore for Yielding<'_> {
@@ -359,9 +379,15 @@ impl World {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
+        // A path is on SITE; an absolute URL (another site of `SITES`) as it is.
+        let url = if path_and_query.starts_with('/') {
+            format!("{SITE}{path_and_query}")
+        } else {
+            path_and_query.to_owned()
+        };
         let req = Request {
             method,
-            url: Url::parse(&format!("{SITE}{path_and_query}")).unwrap(),
+            url: Url::parse(&url).unwrap(),
             headers: map,
             body: body.as_bytes().to_vec(),
         };
@@ -635,3 +661,4 @@ mod one_gate;
 mod risc;
 mod sessions;
 mod sign_in;
+mod sites;

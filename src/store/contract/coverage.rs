@@ -14,9 +14,9 @@
 use std::cell::RefCell;
 
 use crate::store::{
-    AdminAction, AdminStore, Applied, AuditEntry, Delivery, MaintenanceStore, Prunable, Pulled,
-    RiscChange, RiscEffect, RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn,
-    SignInOutcome, StoreError, UserSummary,
+    AdminAction, AdminStore, Applied, AuditEntry, Delivery, HandOff, MaintenanceStore, Prunable,
+    Pulled, RiscChange, RiscEffect, RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn,
+    SignInOutcome, SiteSession, StoreError, UserSummary,
 };
 use crate::time::UnixTime;
 
@@ -29,6 +29,9 @@ pub const SHAPES: &[&str] = &[
     "seen",
     "revoke_session",
     "revoke_user_sessions",
+    "create_hand_off",
+    "redeem_hand_off",
+    "hand_off_session",
     "list_users",
     "list_users after",
     "list_users search",
@@ -136,6 +139,25 @@ impl<S: SessionStore> SessionStore for Coverage<'_, S> {
     async fn revoke_user_sessions(&self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.reach("revoke_user_sessions");
         self.store.revoke_user_sessions(user_id, now).await
+    }
+
+    async fn create_hand_off(&self, code: &HandOff, now: UnixTime) -> Result<(), StoreError> {
+        self.reach("create_hand_off");
+        self.store.create_hand_off(code, now).await
+    }
+
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<HandOff>, StoreError> {
+        self.reach("redeem_hand_off");
+        self.store.redeem_hand_off(code_hash, now).await
+    }
+
+    async fn hand_off_session(&self, s: &SiteSession) -> Result<bool, StoreError> {
+        self.reach("hand_off_session");
+        self.store.hand_off_session(s).await
     }
 }
 

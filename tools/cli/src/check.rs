@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gatehouse::config::gate_rules;
+use gatehouse::config::site_gate_rules;
 use gatehouse::gate::{GateRules, PathPattern, Requirement};
 
 /// One thing the check found.
@@ -75,7 +75,25 @@ pub fn check(text: &str, base: &Path) -> Result<Vec<Finding>, String> {
             .map(str::to_owned)
     };
     let mut problems = Vec::new();
-    let rules = gate_rules(var("PUBLIC_PATHS"), var("ROLE_PATHS"), &mut problems);
+    // With SITES, entries may name one of its origins; the origins themselves are the
+    // worker's to check (an unlisted one is reported here as an unknown site).
+    let origins: Vec<String> = var("SITES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|o| url::Url::parse(o.trim()).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    let (shared, per_site) = site_gate_rules(
+        var("PUBLIC_PATHS"),
+        var("ROLE_PATHS"),
+        &origins,
+        &mut problems,
+    );
+    let mut rules = shared;
+    for site in per_site {
+        rules.public.extend(site.public);
+        rules.roles.extend(site.roles);
+    }
     let mut found: Vec<Finding> = problems
         .into_iter()
         .map(|p| Finding {

@@ -11,6 +11,7 @@ use crate::store::{
     RiscChange, RiscEffect, RiscStore, SessionInfo, SessionRecord, SessionStore, SignIn,
     SignInOutcome, StoreError, UserSummary,
 };
+use crate::store::{HandOff, SiteSession};
 use crate::time::UnixTime;
 
 /// What the D1 statements were for, as the model's table shows them.
@@ -68,6 +69,9 @@ pub(super) enum Call {
     Seen,
     RevokeSession,
     RevokeUserSessions,
+    CreateHandOff,
+    RedeemHandOff,
+    HandOffSession,
     ListUsers,
     User,
     UserSessions,
@@ -152,8 +156,14 @@ pub(super) fn cost(method: Call, n: usize) -> Cost {
         Call::ChangesSince => on_primary(1, 0),
         // One batch of SEEN statements, one per 100 ids (`ids.chunks(100)`).
         Call::Seen => on_primary(0, n.div_ceil(100)),
-        // One UPDATE each.
-        Call::RevokeSession | Call::RevokeUserSessions => on_primary(0, 1),
+        // One batch: the sign-in's handed-off sessions, its root, the session itself.
+        Call::RevokeSession => on_primary(0, 3),
+        // One UPDATE.
+        Call::RevokeUserSessions => on_primary(0, 1),
+        // One batch: DELETE the ended codes, INSERT the new one.
+        Call::CreateHandOff => on_primary(0, 2),
+        // One UPDATE … RETURNING; one INSERT … SELECT.
+        Call::RedeemHandOff | Call::HandOffSession => on_primary(0, 1),
         // `summary_select()` with its conditions.
         Call::ListUsers => on_primary(1, 0),
         // `summary_select()` by id.
@@ -178,7 +188,7 @@ pub(super) fn cost(method: Call, n: usize) -> Cost {
 /// Statements of an admin action's batch (`AdminStore::apply` in d1.rs).
 fn apply_statements(action: &AdminAction) -> usize {
     match action {
-        AdminAction::Disable { .. } => 3,
+        AdminAction::Disable { .. } | AdminAction::RevokeSession { .. } => 3,
         _ => 2,
     }
 }
@@ -328,6 +338,27 @@ impl<S: SessionStore + AdminStore + MaintenanceStore> SessionStore for Counting<
         let live = self.live_sessions(user_id).await;
         self.count(Call::RevokeUserSessions, 0, 2 * live);
         self.inner.revoke_user_sessions(user_id, now).await
+    }
+
+    async fn create_hand_off(&self, code: &HandOff, now: UnixTime) -> Result<(), StoreError> {
+        self.count(Call::CreateHandOff, 2, 1);
+        self.inner.create_hand_off(code, now).await
+    }
+
+    async fn redeem_hand_off(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<HandOff>, StoreError> {
+        let redeemed = self.inner.redeem_hand_off(code_hash, now).await?;
+        self.count(Call::RedeemHandOff, 1, usize::from(redeemed.is_some()));
+        Ok(redeemed)
+    }
+
+    async fn hand_off_session(&self, s: &SiteSession) -> Result<bool, StoreError> {
+        let written = self.inner.hand_off_session(s).await?;
+        self.count(Call::HandOffSession, 1, usize::from(written));
+        Ok(written)
     }
 }
 

@@ -178,6 +178,7 @@ fn the_counting_store_counts_what_d1_would_run() {
         now,
         expires_at: now.plus(86_400),
         user_agent: None,
+        site: "https://site.test".into(),
     };
     store.activity.set(Kind::SignIn);
     run(store.sign_in(&sign_in("ada", "s1"))).unwrap();
@@ -228,8 +229,9 @@ fn the_counting_store_counts_what_d1_would_run() {
     assert_eq!((feed.reads, feed.writes), (1.0, 0.0), "under its own kind");
     // Up to 100 ids a statement; a row per session.
     assert_eq!((seen.reads, seen.writes, seen.rows), (0.0, 2.0, 150.0));
-    // The row and its `changes` row; a second revoke changes nothing.
-    assert_eq!((out.writes, out.rows), (2.0, 2.0));
+    // Three statements each (the sign-in's handed-off sessions, its root, the session); the
+    // row and its `changes` row; a second revoke changes nothing.
+    assert_eq!((out.writes, out.rows), (6.0, 2.0));
     // Audit row, user row and its `changes` row, the one live session and its `changes` row.
     assert_eq!((admin.writes, admin.rows), (3.0, 5.0));
     assert_eq!((prune.writes, prune.rows), (7.0, 0.0), "under its own kind");

@@ -369,6 +369,7 @@ impl Sim {
             now: UnixTime(created),
             expires_at: UnixTime(created + max_age),
             user_agent: None,
+            site: "https://site.test".into(),
         };
         run(self.env.store.inner.sign_in(&s)).expect("the memory store never fails");
         let mut u = user(email, subject);
