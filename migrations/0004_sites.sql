@@ -10,10 +10,12 @@ CREATE INDEX sessions_parent_id ON sessions(parent_id) WHERE parent_id IS NOT NU
 -- One-time hand-off codes: a signed-in visitor of the auth origin comes back to a site with one.
 -- Only hashes are kept. A code is used once (`used_at`), lives at most 60 s, and is bound to its
 -- site and to the state the site set in a cookie before it sent the visitor away. Rows past their
--- end are deleted whenever a code is made.
+-- end are deleted whenever a code is made. No foreign keys: a code outlives nothing by more than
+-- 60 s, a session is made from it only while its parent session and user are live, and a key
+-- here would make every write to `users` and `sessions` scan this table.
 CREATE TABLE handoff_codes (
   code_hash  TEXT PRIMARY KEY,
-  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  user_id    TEXT NOT NULL,
   session_id TEXT NOT NULL,
   site       TEXT NOT NULL,
   state_hash TEXT NOT NULL,

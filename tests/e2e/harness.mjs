@@ -2,6 +2,7 @@
 // local identity provider (tools/idp) standing in for Google.
 //
 //   const stack = await startStack({ vars: { SESSION_CHECK_INTERVAL: '2' } });
+//   (or `vars: ({ base, port }) => ({ … })` for values that name the stack's own origin)
 //   const { sessionCookie } = await signIn(stack, { email: 'a@example.com' });
 //   const res = await request(stack, '/docs/', { cookie: sessionCookie });
 //   await stack.stop();
@@ -303,7 +304,8 @@ export async function startStack({ vars = {}, name, assets = null, assetsSetting
       // Used only where a suite sets RISC_ENABLED=true.
       RISC_CONFIGURATION_URL: `${idp.origin}/.well-known/risc-configuration`,
       ADMIN_EMAILS: ADMIN_EMAIL,
-      ...vars,
+      // `vars` may be a function of the stack's origin and port (e.g. SITES, which names them).
+      ...(typeof vars === 'function' ? vars({ base, port }) : vars),
     };
     // One wrangler dev on this port and state; `restart` replaces it (same origin, same D1),
     // e.g. to change SESSION_KEYS the way a deployment would.
@@ -641,7 +643,7 @@ export async function pushRisc(stack, params) {
   return idpControl(stack, 'POST', `/_control/risc?${query}`);
 }
 
-/** `{ jwks_requests, token_requests }` counted by the provider since its start or last reset. */
+/** `{ jwks_requests, token_requests, authorization_requests }` counted by the provider since its start or last reset. */
 export const idpStats = (stack) => idpControl(stack, 'GET', '/_control/stats');
 
 /** Every twist the provider knows: `[{ name, kind, acceptable }]`. */

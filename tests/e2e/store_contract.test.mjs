@@ -123,6 +123,9 @@ describe('the store contract on real local D1', () => {
       'security_events_apply_once_by_google_account',
       'the_change_feed_names_what_changed',
       'pruning_deletes_old_rows_only_and_keeps_last_seen',
+      'a_code_is_redeemed_once',
+      'a_sign_in_ends_with_its_sites',
+      'an_admin_ends_a_sign_in_or_one_site',
     ]);
     const failed = run.checks.filter((r) => !r.ok);
     assert.deepEqual(failed, [], JSON.stringify(failed, null, 2));

@@ -103,8 +103,9 @@
 //!   (default 3600).
 //! - `POST /_control/reset`: back to honest defaults (`mode=ok`, max-age 3600) and counters to
 //!   zero; keeps the current key.
-//! - `GET /_control/stats`: `{"jwks_requests": N, "token_requests": N}`, requests received at
-//!   `GET /oauth2/v3/certs` and `POST /token` (whatever their outcome) since start or reset.
+//! - `GET /_control/stats`: `{"jwks_requests": N, "token_requests": N,
+//!   "authorization_requests": N}`, requests received at `GET /oauth2/v3/certs`, `POST /token`
+//!   and `GET /o/oauth2/v2/auth` (whatever their outcome) since start or reset.
 //! - `GET /_control/twists`: `{"twists":[{"name","kind","acceptable"}…]}`, every twist with
 //!   whether a correct relying party accepts it.
 //! - `POST /_control/risc`: makes a Security Event Token (RFC 8417) as Google's RISC sends them

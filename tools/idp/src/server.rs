@@ -236,6 +236,7 @@ pub struct Provider {
     control: Mutex<Control>,
     jwks_requests: AtomicU64,
     token_requests: AtomicU64,
+    authorization_requests: AtomicU64,
 }
 
 impl Provider {
@@ -250,6 +251,7 @@ impl Provider {
             control: Mutex::new(Control::default()),
             jwks_requests: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
+            authorization_requests: AtomicU64::new(0),
         }
     }
 

@@ -16,6 +16,8 @@ impl Provider {
     /// GET `/o/oauth2/v2/auth`: approve at once (`test_email`), refuse (`test_deny`), or show the
     /// account chooser.
     pub(super) fn authorize(&self, req: &Request<'_>) -> Response {
+        self.authorization_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let params = match Params::parse_allowing_repeats(req.query.as_bytes(), &["test_twist"]) {
             Ok(p) => p,
             Err(name) => return repeated_parameter(&name),

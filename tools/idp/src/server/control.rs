@@ -76,6 +76,7 @@ impl Provider {
                 *self.control() = Control::default();
                 self.jwks_requests.store(0, Ordering::Relaxed);
                 self.token_requests.store(0, Ordering::Relaxed);
+                self.authorization_requests.store(0, Ordering::Relaxed);
                 Response::json(200, &self.control_state())
             }
             "risc" if post => self.control_risc(&param),
@@ -109,11 +110,13 @@ impl Provider {
         Ok(())
     }
 
-    /// `{"jwks_requests": N, "token_requests": N}` since start or the last reset.
+    /// `{"jwks_requests": N, "token_requests": N, "authorization_requests": N}` since start or
+    /// the last reset.
     pub fn stats(&self) -> Value {
         json!({
             "jwks_requests": self.jwks_requests.load(Ordering::Relaxed),
             "token_requests": self.token_requests.load(Ordering::Relaxed),
+            "authorization_requests": self.authorization_requests.load(Ordering::Relaxed),
         })
     }
 

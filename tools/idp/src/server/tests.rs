@@ -360,7 +360,7 @@ fn jwks_modes_max_age_stats_and_reset() {
     assert_eq!(stats.header_value("Cache-Control"), Some("no-store"));
     assert_eq!(
         stats.json_body().unwrap(),
-        json!({ "jwks_requests": 6, "token_requests": 2 })
+        json!({ "jwks_requests": 6, "token_requests": 2, "authorization_requests": 1 })
     );
 
     control(&p, "POST", "jwks?mode=endless");
@@ -379,7 +379,7 @@ fn jwks_modes_max_age_stats_and_reset() {
     assert_eq!(reset["jwks_max_age"], 3600);
     assert_eq!(
         control(&p, "GET", "stats").json_body().unwrap(),
-        json!({ "jwks_requests": 0, "token_requests": 0 })
+        json!({ "jwks_requests": 0, "token_requests": 0, "authorization_requests": 0 })
     );
     let resp = certs();
     assert_eq!(resp.status, 200);
