@@ -52,8 +52,8 @@ pub struct Config {
     /// written without an origin, which apply to every site).
     pub gate: GateRules,
     /// `SITES`: the site origins this deployment serves, each with its own rules (its own
-    /// `PUBLIC_PATHS` and `ROLE_PATHS` entries first, then those of every site). Empty: one
-    /// site, `AUTH_URL` or else each request's origin (docs/sites.md).
+    /// `PUBLIC_PATHS` and `ROLE_PATHS` entries first, then those of every site) and maybe its own
+    /// upstream. Empty: one site, `AUTH_URL` or else each request's origin (docs/sites.md).
     pub sites: Vec<SiteRules>,
     /// `UPSTREAM_URL`.
     pub upstream_url: Option<Url>,
@@ -158,13 +158,32 @@ impl Config {
             }
         });
         let sites_raw: Vec<String> = comma_list(get("SITES")).collect();
-        let mut site_origins: Vec<Url> = Vec::new();
+        // Each entry: a site's origin, or `ORIGIN=UPSTREAM` for a site served by its own
+        // upstream (in place of `ASSETS` or `UPSTREAM_URL`).
+        let mut site_origins: Vec<(Url, Option<Url>)> = Vec::new();
         for raw in &sites_raw {
-            match site_origin(raw) {
-                Ok(u) if site_origins.iter().any(|s| s.origin() == u.origin()) => {
+            let (origin, upstream) = match raw.split_once('=') {
+                Some((o, u)) => (o.trim(), Some(u.trim())),
+                None => (raw.as_str(), None),
+            };
+            let upstream = match upstream.map(url_var_opt) {
+                None => None,
+                Some(Some(u)) => Some(u),
+                Some(None) => {
+                    err(
+                        "SITES",
+                        format!(
+                            "{raw:?}: the upstream after '=' must be an https:// origin without a path (http:// only on localhost)"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match site_origin(origin) {
+                Ok(u) if site_origins.iter().any(|(s, _)| s.origin() == u.origin()) => {
                     err("SITES", format!("{raw:?} is listed twice"));
                 }
-                Ok(u) => site_origins.push(u),
+                Ok(u) => site_origins.push((u, upstream)),
                 Err(problem) => err("SITES", format!("{raw:?}: {problem}")),
             }
         }
@@ -230,7 +249,7 @@ impl Config {
 
         let origins: Vec<String> = site_origins
             .iter()
-            .map(|u| u.origin().ascii_serialization())
+            .map(|(u, _)| u.origin().ascii_serialization())
             .collect();
         let (gate, per_site) = site_gate_rules(
             get("PUBLIC_PATHS"),
@@ -239,11 +258,12 @@ impl Config {
             &mut errors,
         );
         let sites = site_origins
-            .iter()
+            .into_iter()
             .zip(per_site)
-            .map(|(url, gate)| SiteRules {
-                site: Site::from_url(url),
+            .map(|((url, upstream), gate)| SiteRules {
+                site: Site::from_url(&url),
                 gate,
+                upstream,
             })
             .collect();
         let mut err =
@@ -512,6 +532,8 @@ pub struct SiteRules {
     pub site: Site,
     /// Its `PUBLIC_PATHS` and `ROLE_PATHS`.
     pub gate: GateRules,
+    /// Its own upstream (`ORIGIN=UPSTREAM` in `SITES`), in place of `UPSTREAM_URL` or `ASSETS`.
+    pub upstream: Option<Url>,
 }
 
 /// Which site a request is for ([`Config::site_of`]).
@@ -558,6 +580,16 @@ impl Config {
             .iter()
             .map(|s| &s.site)
             .find(|s| s.origin() == origin && s.origin() != auth)
+    }
+
+    /// Where `site`'s admitted requests go: its own upstream (`SITES`), else `UPSTREAM_URL`;
+    /// `None`: `ASSETS`.
+    pub fn upstream_for(&self, site: &Site) -> Option<&Url> {
+        self.sites
+            .iter()
+            .find(|s| s.site.origin() == site.origin())
+            .and_then(|s| s.upstream.as_ref())
+            .or(self.upstream_url.as_ref())
     }
 
     /// Every role the path rules of any site name.
@@ -669,6 +701,21 @@ pub(crate) mod tests {
         assert!(c.listed_site("https://docs.example.com").is_some());
         assert!(c.listed_site("https://login.example.com").is_none());
         assert!(c.rule_roles().any(|r| r == "editor"));
+        // A site of its own upstream; the others keep UPSTREAM_URL, or ASSETS.
+        let up = config(&[
+            ("AUTH_URL", "https://docs.example.com"),
+            (
+                "SITES",
+                "https://docs.example.com, https://wiki.example.com=https://wiki-origin.pages.dev",
+            ),
+        ]);
+        let url = |raw: &str| up.site_of(&Url::parse(raw).unwrap()).unwrap().0;
+        assert_eq!(
+            up.upstream_for(&url("https://wiki.example.com/"))
+                .map(Url::as_str),
+            Some("https://wiki-origin.pages.dev/")
+        );
+        assert!(up.upstream_for(&url("https://docs.example.com/")).is_none());
         // Without SITES nothing changes: one site, no hand-off.
         let one = config(&[("AUTH_URL", "https://docs.example.com")]);
         let Some((only, Served::Site(_))) =
@@ -741,6 +788,25 @@ pub(crate) mod tests {
                 vec![("PUBLIC_PATHS", "https://b.example.com/x")],
                 "PUBLIC_PATHS",
                 "SITES is not set",
+            ),
+            (
+                vec![
+                    ("SITES", "https://a.example.com=http://origin.example.com"),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "upstream",
+            ),
+            (
+                vec![
+                    (
+                        "SITES",
+                        "https://a.example.com=https://origin.example.com/path",
+                    ),
+                    ("AUTH_URL", "https://a.example.com"),
+                ],
+                "SITES",
+                "upstream",
             ),
             (
                 vec![

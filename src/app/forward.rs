@@ -83,18 +83,18 @@ fn decide_quickly<'m>(
     verified: &'m mut VerifiedTokens,
     signatures: Signatures<'_>,
 ) -> Quickly<'m> {
-    if config.upstream_url.is_some() {
-        return Quickly::Full;
-    }
     let path = url.path();
     if path == "/auth" || path.starts_with("/auth/") {
         return Quickly::Full;
     }
     // The site first: an origin `SITES` does not list is refused by the full route, even on a
-    // path that would be public.
+    // path that would be public. The hot path forwards to `ASSETS` only.
     let Some((site, Served::Site(rules))) = config.site_of(url) else {
         return Quickly::Full;
     };
+    if config.upstream_for(&site).is_some() {
+        return Quickly::Full;
+    }
     match gate::admit(rules, path, None) {
         Decision::Public => return Quickly::Public,
         Decision::BadPath => return Quickly::Full,

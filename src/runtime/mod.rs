@@ -221,7 +221,7 @@ async fn forward_to_site(
         let lower = name.to_ascii_lowercase();
         // Identity headers are always set by us, never passed from the visitor.
         // `host` names the public site; the fetch to the upstream sets its own.
-        if lower == "host" && config.upstream_url.is_some() {
+        if lower == "host" && config.upstream_for(site).is_some() {
             continue;
         }
         if lower.starts_with(app::IDENTITY_HEADER_PREFIX)
@@ -252,7 +252,7 @@ async fn forward_to_site(
     if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    let response = if let Some(upstream) = &config.upstream_url {
+    let response = if let Some(upstream) = config.upstream_for(site) {
         url.set_scheme(upstream.scheme()).ok();
         url.set_host(upstream.host_str()).ok();
         url.set_port(upstream.port()).ok();
@@ -285,7 +285,7 @@ async fn forward_to_site(
     for cookie in &forward.set_cookies {
         out.append("set-cookie", cookie)?;
     }
-    if let (Some(upstream), Some(location)) = (&config.upstream_url, out.get("location")?)
+    if let (Some(upstream), Some(location)) = (config.upstream_for(site), out.get("location")?)
         && let Some(rewritten) = app::rewrite_location(&location, upstream, site.origin())
     {
         out.set("location", &rewritten)?;

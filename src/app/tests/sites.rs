@@ -409,3 +409,23 @@ fn the_admin_page_shows_which_site_each_session_is_for() {
         page.body
     );
 }
+
+#[test]
+fn a_site_with_its_own_upstream_takes_the_full_route_the_others_the_hot_path() {
+    let w = world(&[
+        (
+            "SITES",
+            "https://site.test, https://wiki.test=https://wiki-origin.test",
+        ),
+        ("PUBLIC_PATHS", "/public/*"),
+    ]);
+    let quick = |url: &str| crate::app::quick_decision(&w.config, url, None, w.now());
+    assert_eq!(
+        quick("https://site.test/public/a"),
+        crate::app::Quick::Public
+    );
+    assert_eq!(quick("https://wiki.test/public/a"), crate::app::Quick::Full);
+    // The full route still forwards it, as public.
+    let r = w.get("https://wiki.test/public/a", &[]);
+    assert!(r.forward.is_some_and(|f| f.identity.is_none()));
+}

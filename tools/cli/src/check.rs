@@ -80,6 +80,7 @@ pub fn check(text: &str, base: &Path) -> Result<Vec<Finding>, String> {
     let origins: Vec<String> = var("SITES")
         .unwrap_or_default()
         .split(',')
+        .map(|entry| entry.split_once('=').map_or(entry, |(origin, _)| origin))
         .filter_map(|o| url::Url::parse(o.trim()).ok())
         .map(|u| u.origin().ascii_serialization())
         .collect();
@@ -223,6 +224,23 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let text = std::fs::read_to_string(root.join("wrangler.toml")).unwrap();
         assert_eq!(check(&text, &root).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn per_site_rules_of_sites_are_read_and_unknown_sites_reported() {
+        let base = Path::new(".");
+        let sites =
+            "SITES = \"https://a.example.com, https://b.example.com=https://b.pages.dev\"\n";
+        let ok = format!(
+            "{sites}PUBLIC_PATHS = \"/public/*, https://b.example.com/open/*\"\nROLE_PATHS = \"https://a.example.com/admin/*=admin\""
+        );
+        assert_eq!(
+            errors(&toml("run_worker_first = true", &ok), base),
+            Vec::<String>::new()
+        );
+        let unknown = format!("{sites}PUBLIC_PATHS = \"https://c.example.com/x\"");
+        let e = errors(&toml("run_worker_first = true", &unknown), base);
+        assert!(e.iter().any(|m| m.contains("does not list")), "{e:?}");
     }
 
     #[test]
