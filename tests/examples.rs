@@ -100,6 +100,7 @@ const KNOWN: &[&str] = &[
     "GOOGLE_CLIENT_SECRET",
     "SESSION_KEYS",
     "AUTH_URL",
+    "SITES",
     "GOOGLE_ISSUER",
     "GOOGLE_AUTHORIZATION_URL",
     "GOOGLE_TOKEN_URL",
@@ -154,6 +155,48 @@ fn pages_origin_guide_proxies_to_https_and_has_no_assets() {
         Some("https")
     );
     assert!(config.auth_url.is_some());
+}
+
+#[test]
+fn sites_guide_serves_three_subdomains_each_from_its_own_upstream() {
+    let (t, config) = check_common("examples/sites/wrangler.toml");
+    assert!(
+        t.get("assets").is_none(),
+        "each site is its own Pages project"
+    );
+    assert_eq!(config.sites.len(), 3);
+    let auth = config.auth_url.as_ref().expect("the auth origin");
+    let routes: Vec<&str> = t["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .filter_map(|r| r.get("pattern").and_then(toml::Value::as_str))
+        .collect();
+    for s in &config.sites {
+        let host = url::Url::parse(s.site.origin()).unwrap();
+        assert!(
+            routes.contains(&host.host_str().unwrap()),
+            "{} has a custom domain",
+            s.site.origin()
+        );
+        assert_eq!(
+            s.upstream.as_ref().map(url::Url::scheme),
+            Some("https"),
+            "{} has its own https upstream",
+            s.site.origin()
+        );
+    }
+    assert!(
+        config
+            .sites
+            .iter()
+            .any(|s| s.site.origin() == auth.origin().ascii_serialization()),
+        "the auth origin is one of the sites"
+    );
+    assert_eq!(
+        t.get("workers_dev").and_then(toml::Value::as_bool),
+        Some(false)
+    );
 }
 
 #[test]
