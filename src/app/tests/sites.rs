@@ -429,3 +429,35 @@ fn a_site_with_its_own_upstream_takes_the_full_route_the_others_the_hot_path() {
     let r = w.get("https://wiki.test/public/a", &[]);
     assert!(r.forward.is_some_and(|f| f.identity.is_none()));
 }
+
+#[test]
+fn a_site_session_renews_like_any_other_and_keeps_its_audience() {
+    let w = sites();
+    let auth = w.sign_in("ada@example.com", "111");
+    let wiki = hand_off_to(&w, &auth, WIKI);
+    w.advance(61);
+    let r = w.get(
+        &format!("{WIKI}/docs/"),
+        &[("cookie", &wiki), ("accept", "text/html")],
+    );
+    let forward = r.forward.expect("admitted after renewal");
+    let renewed = forward
+        .set_cookies
+        .iter()
+        .find(|c| {
+            c.starts_with("__Host-gatehouse_session=")
+                && !c.starts_with("__Host-gatehouse_session=;")
+        })
+        .expect("a renewed cookie");
+    let token = renewed.split(';').next().unwrap();
+    assert_eq!(aud(token), WIKI);
+    // Ended with its sign-in: after a sign-out at the auth origin, no renewal.
+    let sid = w.session_id(&auth);
+    run(w.store.revoke_session(&sid, w.now())).unwrap();
+    w.advance(61);
+    let r = w.get(
+        &format!("{WIKI}/docs/"),
+        &[("cookie", token), ("accept", "text/html")],
+    );
+    assert_eq!(r.status, 302, "signed out on the wiki too");
+}
