@@ -6,7 +6,7 @@ use url::Url;
 use crate::gate::{GateRules, PathPattern};
 use crate::redacted::Redacted;
 use crate::session::keys::KeySet;
-use crate::site::Site;
+use crate::site::{Site, is_loopback};
 
 /// One problem with one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -609,16 +609,6 @@ fn url_var_opt(raw: &str) -> Option<Url> {
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
     (scheme_ok && url.path() == "/" && url.query().is_none() && url.username().is_empty())
         .then_some(url)
-}
-
-/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ impl Site {
         let origin = url.origin().ascii_serialization();
         // Plain http is only tolerated on loopback (local development); everywhere else the
         // cookies keep `Secure` and the `__Host-` prefix, which browsers refuse over http.
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        let secure = !(url.scheme() == "http" && loopback);
+        // Loopback is what the configuration accepts as such (`SITES`, `AUTH_URL`).
+        let secure = !(url.scheme() == "http" && is_loopback(url));
         Self { origin, secure }
     }
 
@@ -36,6 +36,16 @@ impl Site {
     }
 }
 
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +58,9 @@ mod tests {
     fn cookies_are_secure_everywhere_but_plain_http_on_loopback() {
         assert!(!site("http://127.0.0.1:8787/x").secure());
         assert!(!site("http://localhost:8787/").secure());
+        // Every loopback address the configuration accepts over http, not only 127.0.0.1.
+        assert!(!site("http://127.0.0.2:8787/").secure());
+        assert!(!site("http://[::1]:8787/").secure());
         assert!(site("https://127.0.0.1/").secure());
         assert!(site("https://example.com/").secure());
         assert!(site("http://example.com/").secure());

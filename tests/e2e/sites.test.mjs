@@ -1,7 +1,8 @@
 // Several sites behind one Gatehouse (SITES, docs/sites.md), under wrangler dev with local D1:
 // http://127.0.0.1:PORT (the auth origin, AUTH_URL) and http://localhost:PORT are two origins,
-// with two cookie jars, served by the same worker. One sign-in at the auth origin; the second
-// site gets its own session by a one-time code, with no second trip to the provider.
+// with two cookie jars, served by the same worker; http://127.0.0.2:PORT is a third, reached
+// through its Host header. One sign-in at the auth origin; the other sites get their own
+// sessions by one-time codes, with no second trip to the provider.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -13,9 +14,30 @@ import {
 const HANDOFF_COOKIE = 'gatehouse_handoff';
 const INTERVAL = 3;
 
+/**
+ * A request for a third site, `http://127.0.0.2:PORT`: sent to wrangler dev's 127.0.0.1 listener
+ * with that `Host` (workerd takes the request's URL from it, as a custom domain would), since
+ * only 127.0.0.1 is listened on. Answers in `request`'s shape.
+ */
+async function viaHost(stack, url, { cookie, accept = 'text/html' } = {}) {
+  const target = new URL(url);
+  const headers = { host: target.host, accept };
+  if (cookie) headers.cookie = cookie;
+  const res = await rawRequest(stack, target.pathname + target.search, { headers });
+  const setCookies = [res.headers['set-cookie'] ?? []].flat();
+  return {
+    status: res.status,
+    body: res.body,
+    setCookies,
+    location: res.headers.location ? new URL(res.headers.location, target) : null,
+    url: target,
+    describe() { return `GET ${target} → ${res.status}\n${JSON.stringify(res.headers)}\n\n${res.body.slice(0, 2000)}`; },
+  };
+}
+
 /** A browser's cookies, one jar per origin (host-only cookies, as `__Host-` ones are). */
 class Browser {
-  constructor() { this.jars = new Map(); }
+  constructor(stack) { this.stack = stack; this.jars = new Map(); }
   jar(origin) {
     if (!this.jars.has(origin)) this.jars.set(origin, new Map());
     return this.jars.get(origin);
@@ -35,9 +57,11 @@ class Browser {
   /** One request from this browser (no redirect followed). */
   async send(url, options = {}) {
     const target = new URL(url);
-    const res = await request(target.origin, target.pathname + target.search, {
-      accept: 'text/html', cookie: this.header(target.origin), ...options,
-    });
+    const res = target.hostname === '127.0.0.2'
+      ? await viaHost(this.stack, url, { cookie: this.header(target.origin) })
+      : await request(target.origin, target.pathname + target.search, {
+        accept: 'text/html', cookie: this.header(target.origin), ...options,
+      });
     this.take(target.origin, res.setCookies);
     return res;
   }
@@ -66,11 +90,12 @@ describe('one sign-in for several sites', () => {
   let stack;
   let A; // the auth origin, a site too
   let B; // the second site
+  let C; // a third site, reached through its Host header (viaHost)
   before(async () => {
     stack = await startStack({
       name: 'sites',
       vars: ({ port }) => ({
-        SITES: `http://127.0.0.1:${port}, http://localhost:${port}`,
+        SITES: `http://127.0.0.1:${port}, http://localhost:${port}, http://127.0.0.2:${port}`,
         AUTH_URL: `http://127.0.0.1:${port}`,
         SESSION_CHECK_INTERVAL: String(INTERVAL),
         PUBLIC_PATHS: `/public/*, http://localhost:${port}/open/*`,
@@ -79,6 +104,7 @@ describe('one sign-in for several sites', () => {
     });
     A = stack.base;
     B = stack.base.replace('127.0.0.1', 'localhost');
+    C = stack.base.replace('127.0.0.1', '127.0.0.2');
     // The second origin reaches the same worker, as its own site.
     const probe = await request(B, '/auth/session');
     assert.equal(probe.status, 200, probe.describe());
@@ -87,7 +113,7 @@ describe('one sign-in for several sites', () => {
 
   /** A browser signed in at the auth origin as `email` (one provider authorization). */
   async function signedInAtA(email) {
-    const browser = new Browser();
+    const browser = new Browser(stack);
     const { res } = await browser.follow(`${A}/auth/login/google?callbackUrl=%2F`, { email, idp: stack.idp });
     assert.equal(res.url.origin, A, res.describe());
     assert.ok(browser.get(A, SESSION_COOKIE), 'signed in at the auth origin');
@@ -129,7 +155,7 @@ describe('one sign-in for several sites', () => {
 
   test('a visitor who starts on the second site signs in at the auth origin and comes back', async () => {
     const email = uniqueEmail('starts-on-b');
-    const browser = new Browser();
+    const browser = new Browser(stack);
     const before = (await idpStats(stack)).authorization_requests;
     const { res, hops } = await browser.follow(`${B}/?from=b`);
     // Not signed in anywhere: the auth origin's sign-in page.
@@ -187,7 +213,7 @@ describe('one sign-in for several sites', () => {
     // Login CSRF: the attacker's code in the victim's browser, which holds its own state.
     const attacker = await signedInAtA(uniqueEmail('attacker'));
     const attackersCode = await codeFor(attacker);
-    const victim = new Browser();
+    const victim = new Browser(stack);
     await victim.send(`${B}/auth/login?callbackUrl=%2F`);
     assert.ok(victim.get(B, HANDOFF_COOKIE));
     const planted = await victim.send(attackersCode);
@@ -213,11 +239,20 @@ describe('one sign-in for several sites', () => {
   test('a code for another site is refused, and the auth origin hands off only to listed sites', async () => {
     const browser = await signedInAtA(uniqueEmail('other-site'));
     const from = stack.logs().length;
-    // A code made for another site (with two origins here, the native tests take one to a third
-    // site; here the row names another one), with B's own state cookie: refused, and spent.
-    const mine = await codeFor(browser);
-    await stack.d1("UPDATE handoff_codes SET site = 'http://other.localhost' WHERE used_at IS NULL");
-    await assertRefused(await browser.send(mine), 'another site', from);
+    // A code made for B, taken to C with C's own valid state cookie: refused, and spent.
+    const forB = new URL(await codeFor(browser));
+    const leaveC = await browser.send(`${C}/auth/login?callbackUrl=%2F`);
+    assert.equal(leaveC.status, 302, leaveC.describe());
+    assert.equal(leaveC.location.searchParams.get('site'), C);
+    assert.ok(browser.get(C, HANDOFF_COOKIE), 'C set its own state cookie');
+    await assertRefused(await browser.send(`${C}${forB.pathname}${forB.search}`), 'another site', from);
+    await assertRefused(await browser.send(forB.href), 'already used', from);
+    // (The refusal spent C's state too.) A hand-off of C's own works on C.
+    assert.equal(browser.get(C, HANDOFF_COOKIE), undefined);
+    const onC = await browser.follow(`${C}/`);
+    assert.equal(onC.res.status, 200, onC.res.describe());
+    assert.equal(onC.res.url.origin, C);
+    assert.equal(decodeJwt(browser.get(C, SESSION_COOKIE)).payload.aud, C);
     // The auth origin is itself a site: it never hands off to itself, nor to an unlisted origin.
     const state = 'a'.repeat(43);
     for (const site of [A, 'http://evil.test:1', 'https://localhost']) {
