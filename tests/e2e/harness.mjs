@@ -427,10 +427,10 @@ export async function request(stackOrBase, pathOrUrl, { method = 'GET', cookie, 
     res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(30_000) });
     text = method === 'HEAD' ? '' : await res.text();
   } catch (err) {
-    // A request that hangs or breaks says which one, and what the worker logged meanwhile.
+    // A request that hangs or breaks says which one, and what the worker logged meanwhile. A
+    // new Error: a timeout's DOMException has a read-only `message`.
     const logs = typeof stackOrBase === 'string' ? '' : `\nworker log (tail):\n${tail(stackOrBase.logs(), 4000)}`;
-    err.message = `${method} ${url.pathname}${url.search}: ${err.message}${logs}`;
-    throw err;
+    throw new Error(`${method} ${url.pathname}${url.search}: ${err?.name}: ${err?.message}${logs}`, { cause: err });
   }
   const loc = res.headers.get('location');
   return {
