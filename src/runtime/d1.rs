@@ -1,9 +1,12 @@
 //! `UserStore` on D1. Sign-in is one batch (a transaction), so concurrent first sign-ins of
 //! one person end with one user row.
 
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
 use serde::Deserialize;
-use wasm_bindgen::JsValue;
-use worker::{D1DatabaseSession, D1PreparedStatement};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{D1DatabaseSession, D1PreparedStatement, Delay};
 
 use crate::prune::LAST_SEEN_OF_U;
 use crate::store::{
@@ -54,8 +57,8 @@ impl<'e> D1Store<'e> {
     ) -> Result<Vec<T>, StoreError> {
         self.statement(sql, args)?
             .all()
-            .await
-            .map_err(|e| fail(what, &e))?
+            .bounded(what)
+            .await?
             .results()
             .map_err(|e| fail(what, &e))
     }
@@ -87,9 +90,48 @@ impl<'e> D1Store<'e> {
     }
 }
 
+/// How long one D1 call may take. D1 lets a query run 30 s; a visitor should not wait that long
+/// for a page, and a call that never answers (a stuck database, a lost connection) must end in
+/// the 503 "briefly unavailable" page and a log line, not a request that hangs. A write given up
+/// on may still land: every write here is safe to repeat (sign-in, revocation, admin actions).
+const D1_WAIT: Duration = Duration::from_secs(10);
+
+/// Every D1 call is awaited through [`Bounded::bounded`]: its error, or its silence for
+/// [`D1_WAIT`], becomes a [`StoreError`] that names the call.
+trait Bounded<T>: Future<Output = worker::Result<T>> + Sized {
+    async fn bounded(self, what: &str) -> Result<T, StoreError> {
+        let call = self;
+        futures_util::pin_mut!(call);
+        match select(call, Delay::from(D1_WAIT)).await {
+            Either::Left((result, _)) => result.map_err(|e| fail(what, &e)),
+            Either::Right(_) => Err(StoreError(format!(
+                "D1 {what}: no answer within {} s",
+                D1_WAIT.as_secs()
+            ))),
+        }
+    }
+}
+
+impl<T, F: Future<Output = worker::Result<T>>> Bounded<T> for F {}
+
 fn fail(what: &str, e: &worker::Error) -> StoreError {
-    // D1's messages name tables and constraints, never bound values.
-    StoreError(format!("D1 {what}: {e}"))
+    // D1's messages name tables and constraints, never bound values. The message only: the
+    // `Display` of `worker::Error::D1` is a debug dump with the JavaScript stack (and
+    // `D1Error`'s own `Display` assumes the cause is a string, which it is not).
+    let message = match e {
+        worker::Error::D1(d1) => {
+            let error: &js_sys::Error = d1.as_ref();
+            let cause = error.cause();
+            match cause.dyn_ref::<js_sys::Error>() {
+                Some(cause) => String::from(cause.message()),
+                None => String::from(error.message()),
+            }
+        }
+        e => e.to_string(),
+    };
+    // Its first line: local D1 (miniflare) puts its own stack in the message after it.
+    let message = message.lines().next().unwrap_or_default();
+    StoreError(format!("D1 {what}: {message}"))
 }
 
 fn text(s: &str) -> JsValue {
@@ -305,8 +347,8 @@ impl SessionStore for D1Store<'_> {
         let results = self
             .db()?
             .batch(statements)
-            .await
-            .map_err(|e| fail("sign-in batch", &e))?;
+            .bounded("sign-in batch")
+            .await?;
         let rows: Vec<UserRow> = results
             .last()
             .ok_or_else(|| StoreError("D1 sign-in batch returned nothing".into()))?
@@ -327,8 +369,8 @@ impl SessionStore for D1Store<'_> {
         let row: Option<SessionRow> = self
             .statement(FIND_SESSION, &[text(id)])?
             .first(None)
-            .await
-            .map_err(|e| fail("session read", &e))?;
+            .bounded("session read")
+            .await?;
         Ok(row.map(SessionRow::into_record))
     }
 
@@ -348,8 +390,8 @@ impl SessionStore for D1Store<'_> {
                 &[int(since.secs()), JsValue::from_f64(limit as f64)],
             )?
             .all()
-            .await
-            .map_err(|e| fail("change feed", &e))?
+            .bounded("change feed")
+            .await?
             .results()
             .map_err(|e| fail("change feed", &e))?;
         let bookmark = db.get_bookmark().ok().flatten();
@@ -377,8 +419,8 @@ impl SessionStore for D1Store<'_> {
         let row: Option<SessionRow> = self
             .statement_in(&self.session_at(bookmark)?, FIND_SESSION, &[text(id)])?
             .first(None)
-            .await
-            .map_err(|e| fail("session read", &e))?;
+            .bounded("session read")
+            .await?;
         Ok(row.map(SessionRow::into_record))
     }
 
@@ -395,10 +437,7 @@ impl SessionStore for D1Store<'_> {
         if statements.is_empty() {
             return Ok(());
         }
-        self.db()?
-            .batch(statements)
-            .await
-            .map_err(|e| fail("last seen", &e))?;
+        self.db()?.batch(statements).bounded("last seen").await?;
         Ok(())
     }
 
@@ -413,10 +452,7 @@ impl SessionStore for D1Store<'_> {
                 &args,
             )?,
         ];
-        self.db()?
-            .batch(statements)
-            .await
-            .map_err(|e| fail("revoke", &e))?;
+        self.db()?.batch(statements).bounded("revoke").await?;
         Ok(())
     }
 
@@ -437,8 +473,8 @@ impl SessionStore for D1Store<'_> {
         ];
         self.db()?
             .batch(statements)
-            .await
-            .map_err(|e| fail("hand-off code", &e))?;
+            .bounded("hand-off code")
+            .await?;
         Ok(())
     }
 
@@ -459,8 +495,8 @@ impl SessionStore for D1Store<'_> {
         let row: Option<Row> = self
             .statement(REDEEM_HAND_OFF, &[text(code_hash), int(now.secs())])?
             .first(None)
-            .await
-            .map_err(|e| fail("hand-off redeem", &e))?;
+            .bounded("hand-off redeem")
+            .await?;
         Ok(row.map(|r| HandOff {
             code_hash: r.code_hash,
             user_id: r.user_id,
@@ -484,8 +520,8 @@ impl SessionStore for D1Store<'_> {
                 ],
             )?
             .run()
-            .await
-            .map_err(|e| fail("site session", &e))?;
+            .bounded("site session")
+            .await?;
         let written = result
             .meta()
             .map_err(|e| fail("site session result", &e))?
@@ -500,8 +536,8 @@ impl SessionStore for D1Store<'_> {
             &[text(user_id), int(now.secs())],
         )?
         .run()
-        .await
-        .map_err(|e| fail("revoke all", &e))?;
+        .bounded("revoke all")
+        .await?;
         Ok(())
     }
 }
@@ -548,8 +584,8 @@ impl AdminStore for D1Store<'_> {
                 &[int(now.secs()), text(id)],
             )?
             .first(None)
-            .await
-            .map_err(|e| fail("user read", &e))?;
+            .bounded("user read")
+            .await?;
         Ok(row.map(UserSummary::from))
     }
 
@@ -651,11 +687,7 @@ impl AdminStore for D1Store<'_> {
                 statements.push(self.statement(revoke_all, &[uid, t])?);
             }
         }
-        let results = self
-            .db()?
-            .batch(statements)
-            .await
-            .map_err(|e| fail("admin action", &e))?;
+        let results = self.db()?.batch(statements).bounded("admin action").await?;
         let recorded = results
             .first()
             .map(|r| r.meta().map_err(|e| fail("admin action result", &e)))
@@ -751,7 +783,7 @@ impl RiscStore for D1Store<'_> {
                 )?);
             }
         }
-        let results = match self.db()?.batch(statements).await {
+        let results = match self.db()?.batch(statements).bounded("security event").await {
             Ok(results) => results,
             Err(e) => {
                 let seen: Option<serde_json::Value> = self
@@ -760,12 +792,12 @@ impl RiscStore for D1Store<'_> {
                         &[text(jti)],
                     )?
                     .first(None)
-                    .await
-                    .map_err(|e| fail("security event read", &e))?;
+                    .bounded("security event read")
+                    .await?;
                 return if seen.is_some() {
                     Ok(Delivery::Replayed)
                 } else {
-                    Err(fail("security event", &e))
+                    Err(e)
                 };
             }
         };
@@ -862,11 +894,7 @@ impl MaintenanceStore for D1Store<'_> {
         statements.push(self.statement(delete, &args)?);
         // One batch, one transaction: a user's last activity is kept exactly when their
         // sessions go.
-        let results = self
-            .db()?
-            .batch(statements)
-            .await
-            .map_err(|e| fail("prune", &e))?;
+        let results = self.db()?.batch(statements).bounded("prune").await?;
         let deleted = results
             .last()
             .map(|r| r.meta().map_err(|e| fail("prune result", &e)))

@@ -55,6 +55,9 @@ describe('D1 failing during the callback', () => {
     assert.ok(result, 'the sign-in ran');
     const line = (await waitForLog(stack, (o) => o.event === 'signin_failed', { what: 'signin_failed' })).at(-1);
     assert.equal(line.level, 'error', JSON.stringify(line));
+    // D1's message, which names the table, and not a dump of the JavaScript error with its stack.
+    assert.match(line.reason, /no such table: sessions/, JSON.stringify(line));
+    assert.doesNotMatch(line.reason, /\n|\bat [\w.<>$:-]+ \(|file:\/\/|cloudflare-internal|D1Error \{/, JSON.stringify(line));
     assert.ok(!stack.logs().includes(result.callbackUrl.searchParams.get('code')), 'the code is not logged');
     assert.ok(!stack.logs().includes(CLIENT_SECRET), 'the client secret is not logged');
   });
