@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use serde::Deserialize;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{D1DatabaseSession, D1PreparedStatement, Delay};
+use worker::{D1DatabaseSession, D1PreparedStatement};
 
 use crate::prune::LAST_SEEN_OF_U;
 use crate::store::{
@@ -100,15 +99,15 @@ const D1_WAIT: Duration = Duration::from_secs(10);
 /// [`D1_WAIT`], becomes a [`StoreError`] that names the call.
 trait Bounded<T>: Future<Output = worker::Result<T>> + Sized {
     async fn bounded(self, what: &str) -> Result<T, StoreError> {
-        let call = self;
-        futures_util::pin_mut!(call);
-        match select(call, Delay::from(D1_WAIT)).await {
-            Either::Left((result, _)) => result.map_err(|e| fail(what, &e)),
-            Either::Right(_) => Err(StoreError(format!(
-                "D1 {what}: no answer within {} s",
-                D1_WAIT.as_secs()
-            ))),
-        }
+        super::within(D1_WAIT, self)
+            .await
+            .ok_or_else(|| {
+                StoreError(format!(
+                    "D1 {what}: no answer within {} s",
+                    D1_WAIT.as_secs()
+                ))
+            })?
+            .map_err(|e| fail(what, &e))
     }
 }
 

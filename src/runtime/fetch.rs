@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use futures_util::future::{Either, select};
-use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, ResponseBody};
+use worker::{AbortController, Fetch, Headers, Method, RequestInit, ResponseBody};
 
 use crate::http::{BoundedBody, HttpClient, HttpError, HttpRequest, HttpResponse, MAX_BODY};
 
@@ -64,16 +63,14 @@ impl HttpClient for FetchClient {
             }
             Ok::<_, HttpError>((status, headers, body.into_bytes()))
         };
-        let timeout = Delay::from(self.timeout);
-        futures_util::pin_mut!(exchange);
-        let (status, headers, bytes) = match select(exchange, timeout).await {
-            Either::Left((Ok(exchange), _)) => exchange,
-            Either::Left((Err(e), _)) => {
+        let (status, headers, bytes) = match super::within(self.timeout, exchange).await {
+            Some(Ok(exchange)) => exchange,
+            Some(Err(e)) => {
                 // Cancel whatever is still coming (the rest of a body that was too large).
                 controller.abort();
                 return Err(e);
             }
-            Either::Right(_) => {
+            None => {
                 controller.abort();
                 return Err(HttpError(format!(
                     "{host} did not answer within {} s",

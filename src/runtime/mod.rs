@@ -339,15 +339,23 @@ async fn send_upstream(request: Request, timeout: i64) -> Result<Response, Error
     let signal = controller.signal();
     let fetch = worker::Fetch::Request(request);
     let send = fetch.send_with_signal(&signal);
-    let delay = Delay::from(Duration::from_secs(timeout.unsigned_abs()));
-    futures_util::pin_mut!(send);
-    match select(send, delay).await {
-        Either::Left((Ok(response), _)) => Ok(response),
-        Either::Left((Err(_), _)) => Err(ErrorCode::BadGateway),
-        Either::Right(_) => {
+    match within(Duration::from_secs(timeout.unsigned_abs()), send).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(_)) => Err(ErrorCode::BadGateway),
+        None => {
             controller.abort();
             Err(ErrorCode::GatewayTimeout)
         }
+    }
+}
+
+/// `work`'s output, or `None` when it has not finished within `limit`. The one way the runtime
+/// bounds a wait on something outside the isolate: the upstream, the identity provider, D1.
+async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
+    futures_util::pin_mut!(work);
+    match select(work, Delay::from(limit)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
     }
 }
 
